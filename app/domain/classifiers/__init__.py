@@ -1,0 +1,1 @@
+"""Versioned classifiers: immutable, checksummed definitions and the rules or models they build."""

@@ -1,0 +1,91 @@
+"""Reading a classifier manifest and computing the digest that pins it.
+
+The digest of a version is ``sha256:`` + the SHA-256 of its manifest serialised by the JSON Canonicalization
+Scheme (RFC 8785). A version with a model artifact names the artifact's own SHA-256 in its manifest
+(``artifact.sha256``), so the digest covers both; the artifact's bytes are checked against it on load.
+"""
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import rfc8785
+
+from app.domain.classifiers.base import (
+    ClassifierDefinition,
+    ClassifierDefinitionError,
+    Parameter,
+    Source,
+)
+
+MANIFEST_SCHEMA = 1
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(rfc8785.dumps(dict(manifest))).hexdigest()
+
+
+def artifact_digest(artifact: bytes) -> str:
+    return "sha256:" + hashlib.sha256(artifact).hexdigest()
+
+
+def _text(document: Mapping[str, Any], key: str, where: str) -> str:
+    value = document.get(key)
+    if not isinstance(value, str) or not value:
+        raise ClassifierDefinitionError(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+def _list(document: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
+    value = document.get(key, [])
+    if not isinstance(value, list):
+        raise ClassifierDefinitionError(f"{where}: '{key}' must be a list")
+    return value
+
+
+def _sources(document: Mapping[str, Any], where: str) -> tuple[Source, ...]:
+    sources = tuple(
+        Source(
+            citation=_text(source, "citation", where),
+            url=source.get("url"),
+            quote=source.get("quote"),
+        )
+        for source in _list(document, "sources", where)
+    )
+    if not sources:
+        raise ClassifierDefinitionError(f"{where}: every parameter needs at least one source")
+    return sources
+
+
+def parse_manifest(manifest: Mapping[str, Any]) -> ClassifierDefinition:
+    """Validate a manifest document and build its definition; refuse anything incomplete."""
+    if manifest.get("manifest_schema") != MANIFEST_SCHEMA:
+        raise ClassifierDefinitionError(f"unsupported manifest_schema, expected {MANIFEST_SCHEMA}")
+    name = _text(manifest, "name", "manifest")
+    version = _text(manifest, "version", "manifest")
+    where = f"{name}@{version}"
+    parameters = []
+    for item in _list(manifest, "parameters", where):
+        if not isinstance(item, dict):
+            raise ClassifierDefinitionError(f"{where}: each parameter must be an object")
+        parameter_name = _text(item, "name", where)
+        parameters.append(
+            Parameter(
+                name=parameter_name,
+                value=_text(item, "value", f"{where} {parameter_name}"),
+                description=_text(item, "description", f"{where} {parameter_name}"),
+                sources=_sources(item, f"{where} {parameter_name}"),
+                unit=item.get("unit"),
+            )
+        )
+    limitations = tuple(str(item) for item in _list(manifest, "limitations", where))
+    return ClassifierDefinition(
+        name=name,
+        version=version,
+        kind=_text(manifest, "kind", where),
+        title=_text(manifest, "title", where),
+        intended_use=_text(manifest, "intended_use", where),
+        parameters=tuple(parameters),
+        limitations=limitations,
+        manifest=manifest,
+    )

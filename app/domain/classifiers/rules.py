@@ -1,0 +1,44 @@
+"""Rule-set classifiers: the trial's criterion and risk cutoff, with every number taken from the manifest."""
+
+from decimal import Decimal
+
+from app.domain.classifiers.base import ClassifierDefinition, ClassifierDefinitionError, Decision
+from app.domain.eligibility import assess_eligibility, detectability
+from app.domain.il6 import IL6Measurement
+from app.domain.risk import assess_risk
+from app.domain.specimen import Specimen, SpecimenType
+
+KIND = "rules"
+CUTOFF = "risk.cutoff_pg_per_ml"
+SPECIMEN = "eligibility.specimen"
+
+
+class RuleSetClassifier:
+    """Eligibility by detectability against the assay's limit of detection; risk by a fixed cutoff.
+
+    Parameters are read from the definition once, when the version loads, so a malformed definition
+    fails at start-up rather than at the first request.
+    """
+
+    def __init__(self, definition: ClassifierDefinition) -> None:
+        if definition.kind != KIND:
+            raise ClassifierDefinitionError(f"{definition.ref} is not a {KIND} classifier")
+        self._definition = definition
+        self.cutoff_pg_per_ml: Decimal = definition.parameter(CUTOFF).as_decimal()
+        specimen = definition.parameter(SPECIMEN).value
+        try:
+            self.required_specimen = SpecimenType(specimen)
+        except ValueError:
+            raise ClassifierDefinitionError(f"{definition.ref}: unknown specimen {specimen}") from None
+
+    @property
+    def definition(self) -> ClassifierDefinition:
+        return self._definition
+
+    def decide(self, measurement: IL6Measurement, specimen: Specimen) -> Decision:
+        return Decision(
+            measurement=measurement,
+            detectable=detectability(measurement),
+            eligibility=assess_eligibility(measurement, specimen, self.required_specimen),
+            risk=assess_risk(measurement, specimen, self.cutoff_pg_per_ml, self.required_specimen),
+        )

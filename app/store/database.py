@@ -1,0 +1,80 @@
+"""Engines and sessions for the two supported backends: PostgreSQL (psycopg 3) and SQLite (embedded)."""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from app.settings import Settings
+
+_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "postgresql+psycopg"),
+    "sqlite": ("sqlite+aiosqlite", "sqlite+pysqlite"),
+}
+
+
+def database_urls(url: str) -> tuple[URL, URL]:
+    """The (async, sync) URLs for a configured database URL; refuses backends the service does not run on."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS or parsed.get_driver_name() not in {
+        "",
+        "psycopg",
+        "aiosqlite",
+        "pysqlite",
+    }:
+        raise ValueError("DATABASE_URL must be postgresql+psycopg://... or sqlite:///...")
+    async_driver, sync_driver = _DRIVERS[backend]
+    return parsed.set(drivername=async_driver), parsed.set(drivername=sync_driver)
+
+
+def ensure_sqlite_directory(url: URL) -> None:
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Durable, concurrent-reader settings for every SQLite connection the engine opens."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def create_engine_for(settings: Settings) -> AsyncEngine:
+    async_url, _ = database_urls(settings.database_url)
+    ensure_sqlite_directory(async_url)
+    if async_url.get_backend_name() == "sqlite":
+        engine = create_async_engine(async_url, connect_args={"timeout": settings.db_connect_timeout_s})
+        configure_sqlite(engine.sync_engine)
+        return engine
+    return create_async_engine(
+        async_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_timeout=settings.db_connect_timeout_s,
+        connect_args={
+            "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "application_name": "il6-eligibility",
+        },
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,54 @@
+"""One database transaction per use case, committed inside the use case, before any answer leaves."""
+
+import logging
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.store.repositories import AssessmentRepository
+
+logger = logging.getLogger(__name__)
+
+
+class StoreUnavailable(Exception):
+    """The database could not be read or written; nothing was recorded."""
+
+
+class UnitOfWork:
+    """Opens a session, exposes the repositories, and rolls back whatever was not committed.
+
+    Database errors raised inside the block, or by ``commit()``, surface as ``StoreUnavailable``.
+    """
+
+    assessments: AssessmentRepository
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    async def __aenter__(self) -> Self:
+        self._session = self._session_factory()
+        self.assessments = AssessmentRepository(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await self._session.rollback()
+            await self._session.close()
+        except SQLAlchemyError:
+            # Whatever was committed stays committed; a failed clean-up changes no outcome.
+            logger.warning("database session clean-up failed", exc_info=True)
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreUnavailable("the database could not be read or written") from exc
+
+    async def commit(self) -> None:
+        try:
+            await self._session.commit()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable("the database could not commit the transaction") from error

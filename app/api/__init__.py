@@ -1,0 +1,1 @@
+"""The HTTP face of the service: routers, request and response schemas, error handlers."""

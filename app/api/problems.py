@@ -1,0 +1,221 @@
+"""RFC 9457 problem details: every error the service returns, in one shape, never echoing input.
+
+Each problem type has a stable URI under ``/problems/``; the service serves a short description there.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.domain.classifiers.base import ClassifierDefinitionError
+from app.domain.errors import InvalidInput
+from app.service.assessments import InvalidCursor, ReplayUnavailable
+from app.store.unit_of_work import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    slug: str
+    title: str
+    status: int
+    description: str
+
+    @property
+    def uri(self) -> str:
+        return f"/problems/{self.slug}"
+
+
+VALIDATION = ProblemType(
+    "validation-error",
+    "Request is not valid",
+    422,
+    "The request is well-formed JSON but does not satisfy the contract; 'errors' lists each field.",
+)
+UNSUPPORTED_MEDIA_TYPE = ProblemType(
+    "unsupported-media-type",
+    "Unsupported media type",
+    415,
+    "The request body must be JSON (Content-Type: application/json, UTF-8).",
+)
+NOT_FOUND = ProblemType("not-found", "Not found", 404, "No such resource.")
+STORE_UNAVAILABLE = ProblemType(
+    "audit-store-unavailable",
+    "Audit store unavailable",
+    503,
+    "The decision could not be recorded, so none was given. Nothing was stored; retry later.",
+)
+REPLAY_UNAVAILABLE = ProblemType(
+    "replay-unavailable",
+    "Replay unavailable",
+    409,
+    "The classifier version that made the decision is not loaded with its recorded digest.",
+)
+NOT_READY = ProblemType(
+    "not-ready",
+    "Not ready",
+    503,
+    "The database is unreachable or not at the newest schema migration.",
+)
+INTERNAL = ProblemType("internal-error", "Internal error", 500, "An unexpected error; it was logged.")
+
+PROBLEM_TYPES = {
+    problem.slug: problem
+    for problem in (
+        VALIDATION,
+        UNSUPPORTED_MEDIA_TYPE,
+        NOT_FOUND,
+        STORE_UNAVAILABLE,
+        REPLAY_UNAVAILABLE,
+        NOT_READY,
+        INTERNAL,
+    )
+}
+
+
+class FieldError(BaseModel):
+    detail: str = Field(description="What is wrong with the field; never its submitted value.")
+    pointer: str | None = Field(None, description="JSON Pointer (RFC 6901) into the request body.")
+    parameter: str | None = Field(None, description="The query, path or header parameter at fault.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_response(
+    problem: ProblemType | None,
+    *,
+    status: int | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    instance: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemResponse:
+    body = Problem(
+        type=problem.uri if problem else "about:blank",
+        title=title or (problem.title if problem else "Error"),
+        status=status or (problem.status if problem else 500),
+        detail=detail,
+        instance=instance,
+        errors=errors,
+    )
+    return ProblemResponse(body.model_dump(exclude_none=True), status_code=body.status, headers=headers)
+
+
+def responses(*problems: ProblemType) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry a route declares so the OpenAPI document shows its problems."""
+    return {
+        problem.status: {
+            "model": Problem,
+            "description": problem.title,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for problem in problems
+    }
+
+
+def _field_error(error: dict[str, Any]) -> FieldError:
+    location = [str(part) for part in error.get("loc", ())]
+    message = str(error.get("msg", "invalid"))
+    if error.get("type") == "missing" and location == ["body"]:
+        return FieldError(detail="The request body is empty; send a JSON object.", pointer="")
+    if error.get("type") == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "not valid JSON")
+        return FieldError(detail=f"The body is not valid JSON: {reason}", pointer="")
+    if location and location[0] == "body":
+        return FieldError(detail=message, pointer="".join(f"/{part}" for part in location[1:]))
+    return FieldError(detail=message, parameter=".".join(location[1:]) or None)
+
+
+async def _validation(_request: Request, exc: Exception) -> ProblemResponse:
+    errors = [_field_error(error) for error in cast(RequestValidationError, exc).errors()]
+    return problem_response(VALIDATION, detail=f"{len(errors)} field(s) are not valid.", errors=errors)
+
+
+async def _invalid_input(_request: Request, exc: Exception) -> ProblemResponse:
+    invalid = cast(InvalidInput, exc)
+    return problem_response(
+        VALIDATION,
+        detail="1 field(s) are not valid.",
+        errors=[FieldError(detail=invalid.message, pointer=invalid.pointer)],
+    )
+
+
+async def _invalid_cursor(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(
+        VALIDATION,
+        detail="1 field(s) are not valid.",
+        errors=[FieldError(detail=str(exc), parameter="cursor")],
+    )
+
+
+async def _http(_request: Request, exc: Exception) -> ProblemResponse:
+    exc = cast(StarletteHTTPException, exc)
+    problem = {404: NOT_FOUND, 415: UNSUPPORTED_MEDIA_TYPE}.get(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    title = problem.title if problem else detail or "Error"
+    return problem_response(
+        problem,
+        status=exc.status_code,
+        title=title,
+        detail=detail,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _store_unavailable(_request: Request, exc: Exception) -> ProblemResponse:
+    logger.error("audit store unavailable: %s", type(exc.__cause__ or exc).__name__)
+    return problem_response(STORE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"})
+
+
+async def _replay_unavailable(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(REPLAY_UNAVAILABLE, detail=str(exc))
+
+
+async def _classifier_definition(_request: Request, exc: Exception) -> ProblemResponse:
+    logger.error("classifier definition error: %s", exc)
+    return problem_response(INTERNAL, detail="A classifier definition failed a check.")
+
+
+async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, _route(request))
+    return problem_response(INTERNAL)
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "?"))
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler: the one place domain and framework errors become HTTP statuses."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(ReplayUnavailable, _replay_unavailable)
+    app.add_exception_handler(ClassifierDefinitionError, _classifier_definition)
+    app.add_exception_handler(Exception, _unexpected)

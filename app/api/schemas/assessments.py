@@ -1,0 +1,174 @@
+"""Request and response bodies of /v1/assessments."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.schemas.common import (
+    CollectedAt,
+    Identifier,
+    JsonNumber,
+    ReportedValue,
+    UnitCode,
+)
+from app.domain.eligibility import EligibilityStatus
+from app.domain.il6 import Comparator
+from app.domain.reasons import ReasonCode
+from app.domain.risk import RiskGroup
+from app.domain.specimen import SpecimenType
+from app.service.assessments import RecordedAssessment
+from app.service.documents import Submission
+
+CLASSIFIER_PIN = r"^[a-z0-9][a-z0-9-]{0,63}(@\d+\.\d+\.\d+)?$"
+
+
+class IL6In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: ReportedValue
+    unit: UnitCode
+    comparator: Comparator | None = Field(
+        None, description="'<', '<=', '>' or '>=' for a censored result; absent for an exact value."
+    )
+    assay: Identifier = Field(description="An assay id from GET /v1/assays.")
+
+
+class SpecimenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: SpecimenType
+    collected_at: CollectedAt = Field(description="RFC 3339 date-time with a UTC offset.")
+
+
+class AssessmentIn(BaseModel):
+    """A subject's serum IL6 result to decide on."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject_id": "PIT-0042",
+                    "site_id": "PIT",
+                    "il6": {
+                        "value": 1.5,
+                        "unit": "pg/mL",
+                        "comparator": "<",
+                        "assay": "elecsys-il6",
+                    },
+                    "specimen": {"type": "serum", "collected_at": "2026-11-20T09:30:00Z"},
+                }
+            ]
+        },
+    )
+
+    subject_id: Identifier = Field(description="Pseudonymous trial subject id; never a name or MRN.")
+    site_id: Identifier | None = None
+    il6: IL6In
+    specimen: SpecimenIn
+    classifier: str | None = Field(
+        None,
+        pattern=CLASSIFIER_PIN,
+        description="Pin a version ('il6-enrichment@1.0.0') or a name (its active version); "
+        "absent: the active version of the default classifier.",
+    )
+
+    def to_submission(self) -> Submission:
+        return Submission(
+            subject_id=self.subject_id,
+            site_id=self.site_id,
+            value=self.il6.value,
+            unit=self.il6.unit,
+            comparator=self.il6.comparator,
+            assay=self.il6.assay,
+            specimen_type=self.specimen.type,
+            collected_at=self.specimen.collected_at,
+            classifier=self.classifier,
+        )
+
+
+class ReasonOut(BaseModel):
+    code: ReasonCode
+    message: str
+
+
+class EligibilityOut(BaseModel):
+    status: EligibilityStatus
+    reasons: list[ReasonOut]
+
+
+class RiskOut(BaseModel):
+    group: RiskGroup | None = Field(description="null when the result cannot be placed against the cutoff.")
+    cutoff_pg_per_ml: JsonNumber
+    reasons: list[ReasonOut]
+
+
+class IL6Out(BaseModel):
+    pg_per_ml: JsonNumber = Field(description="The reported value (or limit), converted exactly to pg/mL.")
+    comparator: Comparator | None
+    detectable: bool | None = Field(description="null when the result cannot be placed against the LoD.")
+    assay: str
+    lod_pg_per_ml: JsonNumber
+
+
+class ClassifierRef(BaseModel):
+    name: str
+    version: str
+    digest: str = Field(description="sha256 of the version's canonical (RFC 8785) manifest.")
+
+
+class SpecimenOut(BaseModel):
+    type: SpecimenType
+    collected_at: datetime
+
+
+class DecisionOut(BaseModel):
+    """What a classifier version decided for one result."""
+
+    eligibility: EligibilityOut
+    risk: RiskOut
+    il6: IL6Out
+    classifier: ClassifierRef
+
+
+class AssessmentOut(BaseModel):
+    """A recorded eligibility and risk decision."""
+
+    id: uuid.UUID
+    subject_id: str
+    site_id: str | None
+    recorded_at: datetime = Field(description="When the decision was recorded (database clock, UTC).")
+    specimen: SpecimenOut
+    eligibility: EligibilityOut
+    risk: RiskOut
+    il6: IL6Out
+    classifier: ClassifierRef
+
+    @classmethod
+    def from_record(cls, record: RecordedAssessment) -> "AssessmentOut":
+        return cls.model_validate(
+            {
+                "id": record.id,
+                "subject_id": record.subject_id,
+                "site_id": record.site_id,
+                "recorded_at": record.recorded_at,
+                "specimen": record.input["specimen"],
+                **record.decision,
+            }
+        )
+
+
+class AssessmentPage(BaseModel):
+    items: list[AssessmentOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next (older) page; null at the end."
+    )
+
+
+class ReplayOut(BaseModel):
+    """A recorded decision decided again under the classifier version that made it."""
+
+    matches: bool = Field(description="True when the replayed decision equals the recorded one.")
+    recorded: AssessmentOut
+    replayed: DecisionOut

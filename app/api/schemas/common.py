@@ -1,0 +1,104 @@
+"""Field types shared by the request and response bodies."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from app.domain.il6 import UNITS
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MAX_SIGNIFICANT_DIGITS = 15
+MAX_DECIMAL_PLACES = 15
+MAX_VALUE = Decimal("1e9")
+CLOCK_SKEW = timedelta(minutes=5)
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+
+
+def _json_number(value: Any) -> Decimal:
+    """Accept a JSON number only (parsed exactly as a Decimal): no strings, booleans or NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+        raise PydanticCustomError("number_type", "Input should be a JSON number")
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return number
+
+
+def _within_bounds(value: Decimal) -> Decimal:
+    if value < 0:
+        raise PydanticCustomError("greater_than_equal", "Input should be greater than or equal to 0")
+    if value > MAX_VALUE:
+        raise PydanticCustomError("less_than_equal", "Input should be less than or equal to 1e9")
+    digits = value.normalize().as_tuple()
+    exponent = digits.exponent if isinstance(digits.exponent, int) else 0
+    if value != 0 and (len(digits.digits) > MAX_SIGNIFICANT_DIGITS or -exponent > MAX_DECIMAL_PLACES):
+        raise PydanticCustomError(
+            "decimal_precision",
+            "Input should have at most 15 significant digits and 15 decimal places",
+        )
+    return value
+
+
+ReportedValue = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    AfterValidator(_within_bounds),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1e9,
+            "description": "The reported value in `unit`; exact decimal, at most 15 significant digits.",
+        }
+    ),
+]
+
+
+def _known_unit(code: str) -> str:
+    if code not in UNITS:
+        accepted = ", ".join(f"'{unit}'" for unit in UNITS)
+        raise PydanticCustomError(
+            "unit", "Input should be one of the UCUM codes {accepted}", {"accepted": accepted}
+        )
+    return code
+
+
+UnitCode = Annotated[
+    str,
+    AfterValidator(_known_unit),
+    WithJsonSchema({"type": "string", "enum": list(UNITS), "description": "UCUM unit code."}),
+]
+
+
+def _timestamp_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
+    return value
+
+
+def _aware_and_not_future(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("timezone_aware", "Input should include a UTC offset, e.g. 'Z'")
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise PydanticCustomError("datetime_future", "Input should not be in the future")
+    return value
+
+
+CollectedAt = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_aware_and_not_future)]
+
+JsonNumber = Annotated[
+    Decimal,
+    PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number"}),
+]
+"""An exact decimal written as a JSON number (inputs carry at most 15 significant digits, so no loss)."""

@@ -1,0 +1,65 @@
+"""The application factory: settings, engine, classifier registry and services, built once at start-up."""
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from app.api import problems
+from app.api.deps import Services
+from app.api.routers import assessments, catalog, health
+from app.domain.classifiers.registry import load_registry
+from app.service.assessments import AssessmentService
+from app.service.readiness import ReadinessProbe
+from app.settings import Settings, get_settings
+from app.store.database import create_engine_for, create_session_factory
+from app.store.migrations import head_revisions
+from app.store.unit_of_work import UnitOfWork
+
+logger = logging.getLogger("app")
+
+DESCRIPTION = """\
+Decides whether a subject qualifies for the biomarker-enrichment stage of the dasatinib + cetuximab trial
+(NCT01488318) from a serum IL6 result, assigns an IL6 risk group, and records every decision in the audit
+store before answering. Every number the rules use comes from a versioned, checksummed classifier or assay
+definition with its source: see /v1/classifiers and /v1/assays.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    registry = load_registry(settings.classifier_dir)
+    for rejected in registry.rejected:
+        logger.error("classifier %s@%s is not served: %s", rejected.name, rejected.version, rejected.reason)
+    engine = create_engine_for(settings)
+    session_factory = create_session_factory(engine)
+    services = Services(
+        registry=registry,
+        assessments=AssessmentService(registry, partial(UnitOfWork, session_factory)),
+        readiness=ReadinessProbe(engine, head_revisions()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Objects alive after start-up never need collecting: keep them out of the collector's scans.
+        gc.freeze()
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="IL6 eligibility service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(assessments.router)
+    app.include_router(catalog.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,1 @@
+"""Use cases: the domain's rules joined to the audit store, one transaction each."""

@@ -1,13 +1,10 @@
 """Errors the domain raises when an input cannot be decided on as given."""
 
-from dataclasses import dataclass
-
 
 class DomainError(Exception):
     """Base class of every error the clinical rules raise."""
 
 
-@dataclass(frozen=True)
 class InvalidInput(DomainError):
     """An input that is well-formed but names something the rules do not know.
 
@@ -15,8 +12,7 @@ class InvalidInput(DomainError):
     neither ever repeats the submitted value.
     """
 
-    pointer: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.pointer}: {self.message}"
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(f"{pointer}: {message}")
+        self.pointer = pointer
+        self.message = message

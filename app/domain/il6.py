@@ -1,7 +1,16 @@
 """A serum IL6 result as a value object: value, unit, comparator and assay, converted exactly to pg/mL."""
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 from enum import StrEnum
 
 from app.domain.assays import Assay
@@ -104,7 +113,16 @@ class IL6Measurement:
         return self.lower.value >= limit
 
 
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, Overflow, InvalidOperation])
+
+
 def measure(value: Decimal, unit_code: str, comparator: Comparator | None, assay: Assay) -> IL6Measurement:
-    """Convert a reported result to pg/mL exactly (decimal arithmetic, no rounding)."""
+    """Convert a reported result to pg/mL exactly: decimal arithmetic that refuses to round."""
     unit = unit_for(unit_code)
-    return IL6Measurement(pg_per_ml=value * unit.pg_per_ml, comparator=comparator, assay=assay)
+    if not value.is_finite():
+        raise InvalidInput("/il6/value", "must be a finite number >= 0")
+    try:
+        pg_per_ml = _EXACT.multiply(value, unit.pg_per_ml)
+    except (Inexact, Overflow, InvalidOperation):
+        raise InvalidInput("/il6/value", "cannot be converted to pg/mL exactly") from None
+    return IL6Measurement(pg_per_ml=pg_per_ml, comparator=comparator, assay=assay)

@@ -36,6 +36,13 @@ def _text(document: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _optional_text(document: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = document.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ClassifierDefinitionError(f"{where}: '{key}' must be a string")
+    return value
+
+
 def _list(document: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
     value = document.get(key, [])
     if not isinstance(value, list):
@@ -44,13 +51,16 @@ def _list(document: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
 
 
 def _sources(document: Mapping[str, Any], where: str) -> tuple[Source, ...]:
+    items = _list(document, "sources", where)
+    if not all(isinstance(source, dict) for source in items):
+        raise ClassifierDefinitionError(f"{where}: each source must be an object")
     sources = tuple(
         Source(
             citation=_text(source, "citation", where),
-            url=source.get("url"),
-            quote=source.get("quote"),
+            url=_optional_text(source, "url", where),
+            quote=_optional_text(source, "quote", where),
         )
-        for source in _list(document, "sources", where)
+        for source in items
     )
     if not sources:
         raise ClassifierDefinitionError(f"{where}: every parameter needs at least one source")
@@ -75,7 +85,7 @@ def parse_manifest(manifest: Mapping[str, Any]) -> ClassifierDefinition:
                 value=_text(item, "value", f"{where} {parameter_name}"),
                 description=_text(item, "description", f"{where} {parameter_name}"),
                 sources=_sources(item, f"{where} {parameter_name}"),
-                unit=item.get("unit"),
+                unit=_optional_text(item, "unit", f"{where} {parameter_name}"),
             )
         )
     limitations = tuple(str(item) for item in _list(manifest, "limitations", where))

@@ -30,7 +30,7 @@ Builder = Callable[[ClassifierDefinition, bytes | None], Classifier]
 BUILDERS: Mapping[str, Builder] = {rules.KIND: lambda definition, _: rules.RuleSetClassifier(definition)}
 """How each kind of definition becomes a classifier. Model-backed kinds are added by the caller."""
 
-PIN = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]{0,63})(?:@(?P<version>\d+\.\d+\.\d+))?$")
+PIN = re.compile(r"(?P<name>[a-z0-9][a-z0-9-]{0,63})(?:@(?P<version>[0-9]+\.[0-9]+\.[0-9]+))?")
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -94,7 +94,7 @@ class ClassifierRegistry:
         object.__setattr__(self, "_active", active)
 
     def listing(self) -> list[RegisteredVersion]:
-        """Every servable version, by name and then by semantic version."""
+        """Every verified version (drafts included, with their status), by name and semantic version."""
         return sorted(self.versions, key=lambda v: (v.definition.name, version_key(v.definition.version)))
 
     def get(self, name: str, version: str) -> RegisteredVersion | None:
@@ -107,7 +107,7 @@ class ClassifierRegistry:
         """
         if pin is None:
             return self._active[self.default_name]
-        match = PIN.match(pin)
+        match = PIN.fullmatch(pin)
         if match is None:
             raise InvalidInput("/classifier", "must be 'name' or 'name@major.minor.patch'")
         name, version = match["name"], match["version"]
@@ -147,7 +147,9 @@ def load_version(
     artifact: bytes | None = None
     if "artifact" in manifest:
         spec = manifest["artifact"]
-        artifact = (version_dir / str(spec["file"])).read_bytes()
+        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
+            raise ClassifierDefinitionError("'artifact' must be an object naming its 'file' and 'sha256'")
+        artifact = (version_dir / spec["file"]).read_bytes()
         if artifact_digest(artifact) != spec.get("sha256"):
             raise ClassifierDefinitionError("artifact checksum differs from the manifest's")
     builder = builders.get(definition.kind)
@@ -169,7 +171,7 @@ def load_registry(
         try:
             status = VersionStatus(item["status"])
             classifier, digest = load_version(root, name, version, str(item["digest"]), builders)
-        except (ClassifierDefinitionError, OSError, ValueError, KeyError) as error:
+        except (ClassifierDefinitionError, OSError, ValueError, KeyError, TypeError) as error:
             rejected.append(RejectedVersion(name, version, f"{type(error).__name__}: {error}"))
             continue
         loaded.append(RegisteredVersion(classifier, status, digest))

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from app.domain.classifiers.base import ClassifierDefinition, ClassifierDefinitionError, Decision
 from app.domain.eligibility import assess_eligibility, detectability
-from app.domain.il6 import IL6Measurement
+from app.domain.il6 import PG_PER_ML, IL6Measurement
 from app.domain.risk import assess_risk
 from app.domain.specimen import Specimen, SpecimenType
 
@@ -24,7 +24,10 @@ class RuleSetClassifier:
         if definition.kind != KIND:
             raise ClassifierDefinitionError(f"{definition.ref} is not a {KIND} classifier")
         self._definition = definition
-        self.cutoff_pg_per_ml: Decimal = definition.parameter(CUTOFF).as_decimal()
+        cutoff = definition.parameter(CUTOFF)
+        if cutoff.unit != PG_PER_ML:
+            raise ClassifierDefinitionError(f"{definition.ref}: {CUTOFF} must be given in {PG_PER_ML}")
+        self.cutoff_pg_per_ml: Decimal = cutoff.as_decimal()
         specimen = definition.parameter(SPECIMEN).value
         try:
             self.required_specimen = SpecimenType(specimen)

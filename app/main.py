@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from app.api import problems
 from app.api.deps import Services
+from app.api.openapi import install_openapi
+from app.api.request_log import RequestLogMiddleware
 from app.api.routers import assessments, catalog, health
 from app.domain.classifiers.registry import load_registry
 from app.service.assessments import AssessmentService
@@ -32,7 +34,9 @@ definition with its source: see /v1/classifiers and /v1/assays.
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Third-party loggers that would print SQL parameters (subject ids, values) at DEBUG stay quiet.
+    for name in ("alembic", "aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     registry = load_registry(settings.classifier_dir)
     for rejected in registry.rejected:
         logger.error("classifier %s@%s is not served: %s", rejected.name, rejected.version, rejected.reason)
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     problems.install(app)
+    install_openapi(app)
+    app.add_middleware(RequestLogMiddleware)
     app.include_router(assessments.router)
     app.include_router(catalog.router)
     app.include_router(health.router)

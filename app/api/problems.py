@@ -126,14 +126,7 @@ def problem_response(
 
 def responses(*problems: ProblemType) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` entry a route declares so the OpenAPI document shows its problems."""
-    return {
-        problem.status: {
-            "model": Problem,
-            "description": problem.title,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for problem in problems
-    }
+    return {problem.status: {"description": problem.title} for problem in problems}
 
 
 def _field_error(error: dict[str, Any]) -> FieldError:
@@ -149,16 +142,20 @@ def _field_error(error: dict[str, Any]) -> FieldError:
     return FieldError(detail=message, parameter=".".join(location[1:]) or None)
 
 
+def _count(errors: int) -> str:
+    return "1 field is not valid." if errors == 1 else f"{errors} fields are not valid."
+
+
 async def _validation(_request: Request, exc: Exception) -> ProblemResponse:
     errors = [_field_error(error) for error in cast(RequestValidationError, exc).errors()]
-    return problem_response(VALIDATION, detail=f"{len(errors)} field(s) are not valid.", errors=errors)
+    return problem_response(VALIDATION, detail=_count(len(errors)), errors=errors)
 
 
 async def _invalid_input(_request: Request, exc: Exception) -> ProblemResponse:
     invalid = cast(InvalidInput, exc)
     return problem_response(
         VALIDATION,
-        detail="1 field(s) are not valid.",
+        detail=_count(1),
         errors=[FieldError(detail=invalid.message, pointer=invalid.pointer)],
     )
 
@@ -166,7 +163,7 @@ async def _invalid_input(_request: Request, exc: Exception) -> ProblemResponse:
 async def _invalid_cursor(_request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(
         VALIDATION,
-        detail="1 field(s) are not valid.",
+        detail=_count(1),
         errors=[FieldError(detail=str(exc), parameter="cursor")],
     )
 

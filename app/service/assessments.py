@@ -141,7 +141,7 @@ class AssessmentService:
         before = None if cursor is None else _decode_cursor(cursor)
         async with self._unit_of_work() as uow:
             rows = await uow.assessments.list_for_subject(subject_id, limit=limit + 1, before_seq=before)
-        items = [RecordedAssessment.from_row(row) for row in rows[:limit]]
+            items = [RecordedAssessment.from_row(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(items[-1].seq) if len(rows) > limit else None
         return Page(items, next_cursor)
 

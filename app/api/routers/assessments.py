@@ -36,7 +36,19 @@ Service = Annotated[AssessmentService, Depends(get_assessments)]
     status_code=201,
     response_model=AssessmentOut,
     dependencies=[Depends(require_json)],
-    responses=responses(VALIDATION, UNSUPPORTED_MEDIA_TYPE, STORE_UNAVAILABLE),
+    responses={
+        201: {
+            "description": "The decision, recorded in the audit store before this answer was sent.",
+            "headers": {
+                "Location": {"description": "The decision's URL.", "schema": {"type": "string"}},
+                CLASSIFIER_HEADER: {
+                    "description": "The classifier version that decided, as name@version.",
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+        **responses(VALIDATION, UNSUPPORTED_MEDIA_TYPE, STORE_UNAVAILABLE),
+    },
 )
 async def create_assessment(
     body: AssessmentIn, request: Request, response: Response, service: Service

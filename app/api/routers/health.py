@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
 from app.api.deps import Services, get_services
-from app.api.problems import NOT_FOUND, NOT_READY, PROBLEM_TYPES, problem_response, responses
+from app.api.problems import NOT_FOUND, NOT_READY, PROBLEM_TYPES, VALIDATION, problem_response, responses
 
 router = APIRouter(tags=["operations"])
 
@@ -37,7 +37,7 @@ async def readyz(services: Annotated[Services, Depends(get_services)]) -> object
     return Status(status="ready")
 
 
-@router.get("/problems/{slug}", response_model=ProblemTypeOut, responses=responses(NOT_FOUND))
+@router.get("/problems/{slug}", response_model=ProblemTypeOut, responses=responses(NOT_FOUND, VALIDATION))
 async def problem_type(slug: str) -> ProblemTypeOut:
     """Describe one problem type that the service's errors name in their 'type'."""
     problem = PROBLEM_TYPES.get(slug)

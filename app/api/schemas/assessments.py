@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas.common import (
+    AssayId,
     CollectedAt,
     Identifier,
     JsonNumber,
@@ -31,7 +32,7 @@ class IL6In(BaseModel):
     comparator: Comparator | None = Field(
         None, description="'<', '<=', '>' or '>=' for a censored result; absent for an exact value."
     )
-    assay: Identifier = Field(description="An assay id from GET /v1/assays.")
+    assay: AssayId
 
 
 class SpecimenIn(BaseModel):

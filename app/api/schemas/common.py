@@ -13,6 +13,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.domain.assays import ASSAYS
 from app.domain.il6 import UNITS
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -77,6 +78,20 @@ UnitCode = Annotated[
     str,
     AfterValidator(_known_unit),
     WithJsonSchema({"type": "string", "enum": list(UNITS), "description": "UCUM unit code."}),
+]
+
+
+def _known_assay(assay_id: str) -> str:
+    if assay_id not in ASSAYS:
+        known = ", ".join(f"'{assay}'" for assay in sorted(ASSAYS))
+        raise PydanticCustomError("assay", "Input should be a known assay id: {known}", {"known": known})
+    return assay_id
+
+
+AssayId = Annotated[
+    str,
+    AfterValidator(_known_assay),
+    WithJsonSchema({"type": "string", "enum": sorted(ASSAYS), "description": "An id from GET /v1/assays."}),
 ]
 
 

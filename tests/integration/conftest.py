@@ -1,0 +1,76 @@
+"""The API against real databases: a migrated SQLite file and a fresh PostgreSQL database per session."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from app.main import create_app
+from app.settings import Environment, Settings
+from app.store.database import database_urls
+from app.store.migrations import upgrade
+from tests.conftest import POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    name = f"il6_it_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = str(make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg", database=name))
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "il6.sqlite3"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Engine]:
+    """A plain synchronous engine on the same database, to look behind the service's back."""
+    _, sync_url = database_urls(database_url)
+    engine = create_engine(sync_url)
+    yield engine
+    engine.dispose()
+
+
+def count_rows(db: Engine, subject_id: str | None = None) -> int:
+    query = "SELECT count(*) FROM assessment"
+    with db.connect() as connection:
+        if subject_id is None:
+            return int(connection.execute(text(query)).scalar_one())
+        return int(connection.execute(text(query + " WHERE subject_id = :s"), {"s": subject_id}).scalar_one())
+
+
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in app_client(Settings(database_url=database_url, environment=Environment.TEST)):
+        yield client

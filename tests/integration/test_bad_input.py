@@ -1,0 +1,172 @@
+"""Every malformed request gets an RFC 9457 problem, never a 500, never a stored row, never an echo."""
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.factories import assessment_body, subject_id
+from tests.integration.conftest import count_rows
+
+MARKER = "SECRET-MARKER-7731"
+
+
+def body_with(**changes: Any) -> str:
+    """A valid body with fields replaced: keys are paths such as 'il6.value'; None deletes."""
+    body = assessment_body()
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        target = body
+        for parent in parents:
+            target = target[parent]
+        if value is None:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return json.dumps(body)
+
+
+def raw_value(literal: str) -> str:
+    """A valid body whose il6.value is the given JSON text, verbatim."""
+    return body_with(**{"il6.value": 999_999}).replace("999999", literal)
+
+
+CASES: list[tuple[str, str | bytes, str, str | None]] = [
+    # id, body, expected pointer (or "" for the whole body), detail fragment
+    ("negative", body_with(**{"il6.value": -1}), "/il6/value", "greater than or equal to 0"),
+    ("nan-literal", raw_value("NaN"), "", "not a JSON number"),
+    ("infinity-literal", raw_value("Infinity"), "", "not a JSON number"),
+    ("minus-infinity-literal", raw_value("-Infinity"), "", "not a JSON number"),
+    ("nan-string", body_with(**{"il6.value": "NaN"}), "/il6/value", "JSON number"),
+    ("infinity-string", body_with(**{"il6.value": "Infinity"}), "/il6/value", "JSON number"),
+    ("number-as-string", body_with(**{"il6.value": "1.5"}), "/il6/value", "JSON number"),
+    ("boolean", body_with(**{"il6.value": True}), "/il6/value", "JSON number"),
+    ("null-value", body_with(**{"il6.value": "__null__"}).replace('"__null__"', "null"), "/il6/value", None),
+    ("huge-exponent", raw_value("1e400"), "/il6/value", "less than or equal to 1e9"),
+    ("huge-integer", raw_value("9" * 400), "/il6/value", "less than or equal to 1e9"),
+    ("too-large", raw_value("1e10"), "/il6/value", "less than or equal to 1e9"),
+    ("too-precise", raw_value("1.4999999999999999"), "/il6/value", "15 significant digits"),
+    ("missing-il6", body_with(il6=None), "/il6", "Field required"),
+    ("missing-subject", body_with(subject_id=None), "/subject_id", "Field required"),
+    ("missing-value", body_with(**{"il6.value": None}), "/il6/value", "Field required"),
+    ("missing-specimen", body_with(specimen=None), "/specimen", "Field required"),
+    ("unknown-field", body_with(extra=MARKER), "/extra", "Extra inputs"),
+    ("unknown-nested-field", body_with(**{"il6.note": MARKER}), "/il6/note", "Extra inputs"),
+    ("unknown-unit", body_with(**{"il6.unit": "mg/L"}), "/il6/unit", "'pg/mL', 'ng/L', 'ng/mL'"),
+    ("lowercase-unit", body_with(**{"il6.unit": "pg/ml"}), "/il6/unit", "UCUM"),
+    ("unknown-assay", body_with(**{"il6.assay": "acme-il6"}), "/il6/assay", "elecsys-il6"),
+    ("unknown-comparator", body_with(**{"il6.comparator": "~"}), "/il6/comparator", None),
+    ("less-than-zero", body_with(**{"il6.value": 0, "il6.comparator": "<"}), "/il6/value", "< 0"),
+    ("unknown-version", body_with(classifier="il6-enrichment@9.9.9"), "/classifier", "servable"),
+    ("unknown-classifier", body_with(classifier="other"), "/classifier", "servable"),
+    ("malformed-pin", body_with(classifier="il6 enrichment"), "/classifier", "pattern"),
+    ("malformed-subject", body_with(subject_id=f"-{MARKER}"), "/subject_id", "pattern"),
+    ("subject-too-long", body_with(subject_id="A" * 65), "/subject_id", "pattern"),
+    ("subject-not-string", body_with(subject_id=42), "/subject_id", "valid string"),
+    ("malformed-site", body_with(site_id="P T"), "/site_id", "pattern"),
+    ("unknown-specimen", body_with(**{"specimen.type": "urine"}), "/specimen/type", None),
+    (
+        "naive-timestamp",
+        body_with(**{"specimen.collected_at": "2026-11-20T09:30:00"}),
+        "/specimen/collected_at",
+        "UTC offset",
+    ),
+    (
+        "future-timestamp",
+        body_with(**{"specimen.collected_at": "2999-01-01T00:00:00Z"}),
+        "/specimen/collected_at",
+        "future",
+    ),
+    (
+        "numeric-timestamp",
+        body_with(**{"specimen.collected_at": 1700000000}),
+        "/specimen/collected_at",
+        "RFC 3339",
+    ),
+    (
+        "garbage-timestamp",
+        body_with(**{"specimen.collected_at": "yesterday"}),
+        "/specimen/collected_at",
+        None,
+    ),
+    ("empty-body", "", "", "empty"),
+    ("not-json", "subject=PIT-0042", "", "not valid JSON"),
+    ("truncated-json", body_with()[:-5], "", "not valid JSON"),
+    ("json-array", "[]", "", None),
+    ("json-string", '"hello"', "", None),
+    (
+        "duplicate-key",
+        body_with().replace('{"subject_id"', '{"subject_id": "A", "subject_id"', 1),
+        "",
+        "duplicate key",
+    ),
+    ("not-utf8", body_with().encode("utf-16"), "", "UTF-8"),
+    ("deeply-nested", "[" * 100_000 + "]" * 100_000, "", None),
+]
+
+
+@pytest.mark.parametrize(("body", "pointer", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+async def test_bad_body_is_a_problem_and_stores_nothing(
+    client: httpx.AsyncClient, db: Engine, body: str | bytes, pointer: str, fragment: str | None
+) -> None:
+    before = count_rows(db)
+
+    response = await client.post(
+        "/v1/assessments", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "/problems/validation-error"
+    assert problem["status"] == 422
+    assert problem["title"]
+    pointers = [error.get("pointer") for error in problem["errors"]]
+    assert pointer in pointers, problem
+    if fragment is not None:
+        assert any(fragment in error["detail"] for error in problem["errors"]), problem
+    assert MARKER not in response.text
+    assert count_rows(db) == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", None],
+)
+async def test_non_json_media_type_is_415(
+    client: httpx.AsyncClient, db: Engine, content_type: str | None
+) -> None:
+    subject = subject_id()
+    headers = {} if content_type is None else {"content-type": content_type}
+
+    response = await client.post(
+        "/v1/assessments", content=json.dumps(assessment_body(subject=subject)), headers=headers
+    )
+
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/unsupported-media-type"
+    assert count_rows(db, subject) == 0
+
+
+async def test_charset_utf8_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/assessments",
+        content=json.dumps(assessment_body()),
+        headers={"content-type": "application/json; charset=UTF-8"},
+    )
+
+    assert response.status_code == 201
+
+
+async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/v1/nothing-here")
+    wrong_method = await client.delete("/v1/assessments")
+
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/problem+json"
+    assert wrong_method.json()["status"] == 405

@@ -9,10 +9,10 @@ PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest openapi migrate format clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements-dev.lock -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -21,7 +21,11 @@ def postgresql_url() -> Iterator[str]:
     name = f"il6_it_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = str(make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg", database=name))
+    url = (
+        make_url(POSTGRES_ADMIN_URL)
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
+    )
     try:
         upgrade(url)
         yield url

@@ -1,0 +1,1 @@
+"""scikit-learn faces of the classifiers: for fitting, batch evaluation and comparison, not the hot path."""

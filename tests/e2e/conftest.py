@@ -1,0 +1,261 @@
+"""The service as separate processes, started the way docker-compose starts it, without Docker.
+
+``il6 db upgrade`` runs first with DATABASE_URL set, then ``uvicorn app.main:create_app --factory`` with the
+same environment; the tests talk to it over real HTTP. The scripts come from the running interpreter's
+directory (the project's virtualenv), and every process runs from a scratch directory so that nothing
+depends on the working directory (as in the container, where alembic.ini is found beside app/).
+"""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import make_url
+
+BIN = Path(sys.executable).parent
+IL6 = BIN / "il6"
+UVICORN = BIN / "uvicorn"
+
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MIGRATE_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 30.0
+EXIT_TIMEOUT_S = 20.0
+KILL_TIMEOUT_S = 10.0
+CLEAN_EXIT_CODES = frozenset({0, -signal.SIGTERM})
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A database the service is pointed at, and the environment it runs in there."""
+
+    name: str
+    database_url: str
+    environment: str
+
+    def process_environment(self) -> dict[str, str]:
+        """The inherited environment without any IL6_* or DATABASE_URL setting, then this backend's."""
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("IL6_") and key != "DATABASE_URL"
+        }
+        return {
+            **inherited,
+            "DATABASE_URL": self.database_url,
+            "IL6_ENVIRONMENT": self.environment,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+
+def _admin_url() -> str:
+    """The admin URL as libpq understands it (a SQLAlchemy-style ``postgresql+psycopg://`` is accepted)."""
+    configured = os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_POSTGRES_ADMIN_URL)
+    return make_url(configured).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _connect_admin(admin_url: str) -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        reason = str(error)
+    # PostgreSQL is a real dependency of these tests: unreachable is a failure, never a skip.
+    pytest.fail(
+        f"PostgreSQL is required by the e2e tests and is unreachable at {_redacted(admin_url)} "
+        f"(set TEST_POSTGRES_ADMIN_URL): {reason}",
+        pytrace=False,
+    )
+
+
+@contextmanager
+def fresh_postgresql_database() -> Iterator[str]:
+    """A new, empty database ``il6_e2e_<hex>``, as a service DATABASE_URL; dropped (WITH FORCE) afterwards."""
+    admin_url = _admin_url()
+    name = f"il6_e2e_{secrets.token_hex(6)}"
+    with _connect_admin(admin_url) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield (
+            make_url(admin_url)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with _connect_admin(admin_url) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each supported backend, empty: a SQLite file in tmp_path, or a fresh PostgreSQL database.
+
+    PostgreSQL runs as docker-compose runs it (IL6_ENVIRONMENT=production); SQLite cannot be production.
+    """
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite:///{tmp_path / 'il6.sqlite3'}", "test")
+        return
+    with fresh_postgresql_database() as url:
+        yield Backend("postgresql", url, "production")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    path = tmp_path / "cwd"
+    path.mkdir()
+    return path
+
+
+def migrate(backend: Backend, workdir: Path) -> None:
+    """``il6 db upgrade``, as the compose ``migrate`` service runs it."""
+    result = subprocess.run(
+        [str(IL6), "db", "upgrade"],
+        env=backend.process_environment(),
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=MIGRATE_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"il6 db upgrade exited with {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running ``uvicorn`` process; its stdout and stderr go to files in tmp_path."""
+
+    process: "subprocess.Popen[bytes]"
+    base_url: str
+    stdout_path: Path
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def output(self) -> str:
+        stdout = self.stdout_path.read_text(encoding="utf-8", errors="replace")
+        return f"--- server stderr ---\n{self.stderr()}\n--- server stdout ---\n{stdout}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10.0)
+
+    def wait_for(
+        self, path: str, accept: Callable[[httpx.Response], bool], *, timeout: float = READY_TIMEOUT_S
+    ) -> httpx.Response:
+        """Poll ``GET path`` until a response is accepted; past ``timeout``, fail with the server output."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as client:
+            while True:
+                code = self.process.poll()
+                if code is not None:
+                    pytest.fail(
+                        f"the server exited with {code} before GET {path} answered as expected "
+                        f"(last: {last})\n{self.output()}",
+                        pytrace=False,
+                    )
+                try:
+                    response = client.get(path)
+                except httpx.TransportError as error:
+                    last = f"{type(error).__name__}: {error}"
+                else:
+                    if accept(response):
+                        return response
+                    last = f"{response.status_code} {response.text}"
+                if time.monotonic() >= deadline:
+                    pytest.fail(
+                        f"GET {path} was not answered as expected within {timeout:.0f} s "
+                        f"(last: {last})\n{self.output()}",
+                        pytrace=False,
+                    )
+                time.sleep(0.1)
+
+    def wait_ready(self) -> httpx.Response:
+        return self.wait_for("/readyz", lambda response: response.status_code == 200)
+
+    def terminate(self, timeout: float = EXIT_TIMEOUT_S) -> int:
+        """SIGTERM, as ``docker stop`` sends it; the return code once the process has exited."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"the server did not exit within {timeout:.0f} s of SIGTERM\n{self.output()}", pytrace=False
+            )
+
+    def stop_cleanly(self) -> None:
+        """SIGTERM, then require a complete graceful shutdown: lifespan finished, nothing raised.
+
+        Uvicorn (>= 0.29, "cooperative signal handling") shuts down gracefully on SIGTERM and then
+        re-raises the signal with its original (default) disposition, so a plain child process reports
+        -SIGTERM, not 0. As a container's PID 1 the re-raised signal is ignored and the exit code is 0.
+        Both are a clean exit when the log shows the shutdown completed; anything else is not.
+        """
+        returncode = self.terminate()
+        output = self.output()
+        assert returncode in CLEAN_EXIT_CODES, f"the server exited with {returncode} on SIGTERM\n{output}"
+        assert "Application shutdown complete" in output, output
+        assert "Finished server process" in output, output
+        assert "Traceback" not in output, output
+
+
+@contextmanager
+def running_server(backend: Backend, workdir: Path, logs: Path) -> Iterator[Server]:
+    """``uvicorn app.main:create_app --factory`` as the compose ``api`` service runs it; always stopped."""
+    port = free_port()
+    stdout_path = logs / "server.stdout.log"
+    stderr_path = logs / "server.stderr.log"
+    command = [
+        str(UVICORN),
+        "app.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            command,
+            env=backend.process_environment(),
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        yield Server(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=KILL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process.wait(timeout=KILL_TIMEOUT_S)

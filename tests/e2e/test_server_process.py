@@ -1,0 +1,78 @@
+"""The deployed start-up path, end to end: migrate, serve, decide over HTTP, shut down on SIGTERM."""
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import Backend, migrate, running_server
+
+PROBLEM_JSON = "application/problem+json"
+CLASSIFIER = "il6-enrichment@1.0.0"
+
+
+def _submission(subject_id: str) -> dict[str, Any]:
+    return {
+        "subject_id": subject_id,
+        "site_id": "PIT",
+        "il6": {"value": 1.5, "unit": "pg/mL", "comparator": "<", "assay": "elecsys-il6"},
+        "specimen": {"type": "serum", "collected_at": "2026-11-20T09:30:00Z"},
+    }
+
+
+def test_migrated_server_decides_over_http_and_stops_cleanly(
+    backend: Backend, workdir: Path, tmp_path: Path
+) -> None:
+    migrate(backend, workdir)
+    subject_id = f"E2E-{secrets.token_hex(8)}"
+
+    with running_server(backend, workdir, tmp_path) as server:
+        assert server.wait_ready().json() == {"status": "ready"}
+
+        with server.client() as client:
+            created = client.post("/v1/assessments", json=_submission(subject_id))
+            assert created.status_code == 201, created.text
+            assert created.headers["content-type"].startswith("application/json")
+            assert created.headers["classifier-version"] == CLASSIFIER
+            decision = created.json()
+            assert decision["subject_id"] == subject_id
+            assert decision["eligibility"]["status"] == "eligible"
+            assert decision["risk"]["group"] == "low"
+            location = created.headers["location"]
+            assert location == f"/v1/assessments/{decision['id']}"
+
+            read = client.get(location)
+            assert read.status_code == 200, read.text
+            assert read.headers["classifier-version"] == CLASSIFIER
+            assert read.json() == decision
+
+            listed = client.get(f"/v1/subjects/{subject_id}/assessments")
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["items"] == [decision]
+
+            invalid = _submission(subject_id)
+            invalid["il6"]["value"] = "abc"
+            refused = client.post("/v1/assessments", json=invalid)
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"].startswith(PROBLEM_JSON)
+            problem = refused.json()
+            assert problem["status"] == 422
+            assert any(error.get("pointer") == "/il6/value" for error in problem["errors"])
+            assert "abc" not in refused.text  # problems never echo the submitted input
+
+        server.stop_cleanly()
+
+
+def test_server_is_not_ready_on_an_unmigrated_database(workdir: Path, tmp_path: Path) -> None:
+    database = tmp_path / "unmigrated.sqlite3"
+    database.touch()
+    backend = Backend("sqlite", f"sqlite:///{database}", "test")
+
+    with running_server(backend, workdir, tmp_path) as server:
+        server.wait_for("/healthz", lambda response: response.status_code == 200)
+        with server.client() as client:
+            readiness = client.get("/readyz")
+        assert readiness.status_code == 503, readiness.text
+        assert readiness.headers["content-type"].startswith(PROBLEM_JSON)
+        assert readiness.json()["status"] == 503
+
+        server.stop_cleanly()

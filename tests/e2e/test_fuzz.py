@@ -1,0 +1,49 @@
+"""Property-based requests generated from the committed OpenAPI document, against a real server.
+
+Schemathesis sends valid and invalid requests to every operation; whatever it sends, the service must not
+answer 5xx, and every answer must match the documented status codes, media types and schemas.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import CheckFunction
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from app.store.migrations import PROJECT_ROOT
+from tests.e2e.conftest import Backend, Server, fresh_postgresql_database, migrate, running_server
+
+schema = schemathesis.openapi.from_path(PROJECT_ROOT / "openapi" / "openapi.json")
+CHECKS: list[CheckFunction] = [
+    schemathesis.checks.not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir: Path = tmp_path_factory.mktemp("fuzz")
+    with fresh_postgresql_database() as url:
+        backend = Backend("postgresql", url, "production")
+        migrate(backend, workdir)
+        with running_server(backend, workdir, workdir) as server:
+            server.wait_ready()
+            yield server
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_operation_answers_within_its_contract(
+    case: schemathesis.Case[Any], fuzz_server: Server
+) -> None:
+    case.call_and_validate(base_url=fuzz_server.base_url, checks=CHECKS)

@@ -1,4 +1,7 @@
-"""Dependencies: the services built at start-up, handed to routes."""
+"""Dependencies: the services built at start-up, handed to routes.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request.
+"""
 
 from dataclasses import dataclass
 
@@ -18,14 +21,16 @@ class Services:
     readiness: ReadinessProbe
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_assessments(request: Request) -> AssessmentService:
-    return get_services(request).assessments
+async def get_assessments(request: Request) -> AssessmentService:
+    services: Services = request.app.state.services
+    return services.assessments
 
 
-def get_registry(request: Request) -> ClassifierRegistry:
-    return get_services(request).registry
+async def get_registry(request: Request) -> ClassifierRegistry:
+    services: Services = request.app.state.services
+    return services.registry

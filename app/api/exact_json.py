@@ -71,7 +71,7 @@ class ExactJSONRoute(APIRoute):
         return exact_json_handler
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse a body that is not declared as UTF-8 JSON with 415, before it is validated."""
     content_type = request.headers.get("content-type", "")
     media_type, _, parameters = content_type.partition(";")

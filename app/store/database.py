@@ -66,7 +66,8 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         async_url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per request. A connection found dead fails that one request
+        # with 503 (nothing recorded) and SQLAlchemy then invalidates the pool.
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={
             "connect_timeout": max(1, round(settings.db_connect_timeout_s)),

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -35,7 +35,8 @@ class AssessmentRepository:
 
     async def add(self, new: NewAssessment) -> Assessment:
         """Insert one decision, stamped by the database clock, and return it as stored."""
-        values = asdict(new) | {"recorded_at": utcnow()}
+        # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert.
+        values = vars(new) | {"recorded_at": utcnow()}
         statement = insert(Assessment).values(values).returning(Assessment)
         return (await self._session.scalars(statement)).one()
 

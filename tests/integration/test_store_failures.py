@@ -91,3 +91,37 @@ async def test_unreachable_database_is_503_everywhere_it_matters() -> None:
         assert ready.status_code == 503
         assert ready.json()["type"] == "/problems/not-ready"
         assert alive.status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_service_recovers_after_the_database_drops_its_connections(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    warm = await client.post(
+        "/v1/assessments", content=json.dumps(assessment_body()), headers={"content-type": "application/json"}
+    )
+    assert warm.status_code == 201
+    with db.connect() as connection:
+        # As a failover or restart would: every other session on this database is terminated.
+        dropped = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert dropped >= 1
+
+    statuses = []
+    for _ in range(3):
+        subject = subject_id()
+        response = await client.post(
+            "/v1/assessments",
+            content=json.dumps(assessment_body(subject=subject)),
+            headers={"content-type": "application/json"},
+        )
+        statuses.append(response.status_code)
+        assert count_rows(db, subject) == (1 if response.status_code == 201 else 0)
+
+    # At most the first request meets a dead connection (503, nothing recorded); then the pool is renewed.
+    assert statuses[1:] == [201, 201]
+    assert statuses[0] in (201, 503)

@@ -22,10 +22,12 @@ def db_upgrade() -> None:
 
 
 def openapi_document() -> str:
+    from pydantic import SecretStr
+
     from app.main import create_app
     from app.settings import Settings
 
-    schema = create_app(Settings(database_url="sqlite:///:memory:")).openapi()
+    schema = create_app(Settings(database_url=SecretStr("sqlite:///:memory:"))).openapi()
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -9,6 +9,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from app.api import problems
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import Services
 from app.api.openapi import install_openapi
 from app.api.request_log import RequestLogMiddleware
@@ -64,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     problems.install(app)
     install_openapi(app)
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware)  # outermost: logs and tags every answer, 413s included
     app.include_router(assessments.router)
     app.include_router(catalog.router)
     app.include_router(health.router)

@@ -3,11 +3,15 @@
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/il6.sqlite3"
+PLACEHOLDER_PASSWORDS = frozenset({"il6-development-only", "postgres", "password", "changeme"})
+"""Passwords that only a development set-up may use (the first is docker-compose.yml's default)."""
 
 
 class Environment(StrEnum):
@@ -20,27 +24,34 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IL6_", extra="ignore", frozen=True)
 
     environment: Environment = Environment.DEVELOPMENT
-    database_url: str = Field(
-        default=DEFAULT_DATABASE_URL,
+    database_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_DATABASE_URL),
         validation_alias=AliasChoices("IL6_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
+    )
     classifier_dir: Path | None = Field(
         default=None, description="A classifier registry directory; the bundled one when unset."
     )
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.database_url.get_secret_value().startswith("sqlite")
 
     @model_validator(mode="after")
-    def _production_needs_postgresql(self) -> "Settings":
-        if self.environment is Environment.PRODUCTION and self.is_sqlite:
+    def _production_is_safe(self) -> "Settings":
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        if self.is_sqlite:
             raise ValueError("production runs on PostgreSQL: set DATABASE_URL=postgresql+psycopg://...")
+        if make_url(self.database_url.get_secret_value()).password in PLACEHOLDER_PASSWORDS:
+            raise ValueError("production refuses a placeholder database password: set a real one")
         return self
 
 

@@ -23,7 +23,7 @@ def run_migrations_online() -> None:
     if supplied is not None:
         _run(supplied)
         return
-    url = config.attributes.get("database_url") or get_settings().database_url
+    url = config.attributes.get("database_url") or get_settings().database_url.get_secret_value()
     _, sync_url = database_urls(url)
     ensure_sqlite_directory(sync_url)
     engine = create_engine(sync_url, poolclass=pool.NullPool)

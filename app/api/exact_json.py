@@ -46,10 +46,15 @@ def parse_exact_json(body: bytes) -> Any:
             parse_constant=_no_constants,
             object_pairs_hook=_no_duplicates,
         )
+    except json.JSONDecodeError:
+        raise
     except _Refused as error:
         raise json.JSONDecodeError(str(error), "", 0) from None
     except RecursionError:
         raise json.JSONDecodeError("the document is nested too deeply", "", 0) from None
+    except (ValueError, ArithmeticError):
+        # An integer past Python's digit limit, or an exponent past Decimal's range.
+        raise json.JSONDecodeError("a number is out of range", "", 0) from None
 
 
 class ExactJSONRequest(Request):

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.domain.classifiers.base import ClassifierDefinitionError
 from app.domain.errors import InvalidInput
 from app.service.assessments import InvalidCursor, ReplayUnavailable
-from app.store.unit_of_work import StoreUnavailable
+from app.service.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,13 @@ UNSUPPORTED_MEDIA_TYPE = ProblemType(
     "The request body must be JSON (Content-Type: application/json, UTF-8).",
 )
 NOT_FOUND = ProblemType("not-found", "Not found", 404, "No such resource.")
+METHOD_NOT_ALLOWED = ProblemType(
+    "method-not-allowed", "Method not allowed", 405, "The resource does not support this method; see Allow."
+)
+PAYLOAD_TOO_LARGE = ProblemType(
+    "payload-too-large", "Request body too large", 413, "The request body exceeds the configured limit."
+)
+BAD_REQUEST = ProblemType("bad-request", "Bad request", 400, "The request could not be read.")
 STORE_UNAVAILABLE = ProblemType(
     "audit-store-unavailable",
     "Audit store unavailable",
@@ -74,6 +81,9 @@ PROBLEM_TYPES = {
         VALIDATION,
         UNSUPPORTED_MEDIA_TYPE,
         NOT_FOUND,
+        METHOD_NOT_ALLOWED,
+        PAYLOAD_TOO_LARGE,
+        BAD_REQUEST,
         STORE_UNAVAILABLE,
         REPLAY_UNAVAILABLE,
         NOT_READY,
@@ -129,14 +139,26 @@ def responses(*problems: ProblemType) -> dict[int | str, dict[str, Any]]:
     return {problem.status: {"description": problem.title} for problem in problems}
 
 
+_FIXED_MESSAGES = {
+    # pydantic's own messages for these quote the offending input; ours do not.
+    "extra_forbidden": "Unknown field: remove it (fields are listed in the OpenAPI document).",
+    "uuid_parsing": "Input should be a valid UUID.",
+    "uuid_type": "Input should be a valid UUID.",
+}
+
+
 def _field_error(error: dict[str, Any]) -> FieldError:
+    """One field's error, pointing at it without repeating what was submitted."""
     location = [str(part) for part in error.get("loc", ())]
-    message = str(error.get("msg", "invalid"))
-    if error.get("type") == "missing" and location == ["body"]:
+    kind = str(error.get("type", ""))
+    message = _FIXED_MESSAGES.get(kind, str(error.get("msg", "invalid")))
+    if kind == "missing" and location == ["body"]:
         return FieldError(detail="The request body is empty; send a JSON object.", pointer="")
-    if error.get("type") == "json_invalid":
+    if kind == "json_invalid":
         reason = error.get("ctx", {}).get("error", "not valid JSON")
         return FieldError(detail=f"The body is not valid JSON: {reason}", pointer="")
+    if kind == "extra_forbidden":
+        location = location[:-1]  # an unknown key is the caller's text: point at its object instead
     if location and location[0] == "body":
         return FieldError(detail=message, pointer="".join(f"/{part}" for part in location[1:]))
     return FieldError(detail=message, parameter=".".join(location[1:]) or None)
@@ -170,7 +192,13 @@ async def _invalid_cursor(_request: Request, exc: Exception) -> ProblemResponse:
 
 async def _http(_request: Request, exc: Exception) -> ProblemResponse:
     exc = cast(StarletteHTTPException, exc)
-    problem = {404: NOT_FOUND, 415: UNSUPPORTED_MEDIA_TYPE}.get(exc.status_code)
+    problem = {
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
+        405: METHOD_NOT_ALLOWED,
+        413: PAYLOAD_TOO_LARGE,
+        415: UNSUPPORTED_MEDIA_TYPE,
+    }.get(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else None
     title = problem.title if problem else detail or "Error"
     return problem_response(
@@ -196,14 +224,9 @@ async def _classifier_definition(_request: Request, exc: Exception) -> ProblemRe
     return problem_response(INTERNAL, detail="A classifier definition failed a check.")
 
 
-async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
-    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, _route(request))
+def internal_error() -> ProblemResponse:
+    """The answer to an unexpected error: nothing about it leaves the service."""
     return problem_response(INTERNAL)
-
-
-def _route(request: Request) -> str:
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "?"))
 
 
 def install(app: FastAPI) -> None:
@@ -215,4 +238,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(ReplayUnavailable, _replay_unavailable)
     app.add_exception_handler(ClassifierDefinitionError, _classifier_definition)
-    app.add_exception_handler(Exception, _unexpected)

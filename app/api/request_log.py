@@ -1,11 +1,19 @@
-"""One log line per request, naming the route template, never the path: paths carry subject ids."""
+"""One log line per request, naming the route template, never the path: paths carry subject ids.
+
+The same middleware is the last line of defence: an unexpected exception becomes a 500 problem that still
+carries the request id, and is logged by type and code location only, since exception messages can quote
+subject ids or values.
+"""
 
 import logging
 import re
 import time
+import traceback
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.problems import internal_error
 
 logger = logging.getLogger("app.requests")
 
@@ -13,8 +21,13 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)[-5:]
+    return " <- ".join(f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" for frame in reversed(frames))
+
+
 class RequestLogMiddleware:
-    """Logs method, route template, status and duration, and echoes or issues an X-Request-ID."""
+    """Logs method, route template, status and duration; echoes or issues an X-Request-ID."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -26,7 +39,7 @@ class RequestLogMiddleware:
         supplied = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
         request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex.encode()
         started = time.perf_counter()
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -37,6 +50,14 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            logger.error(
+                "unexpected %s at %s request_id=%s", type(error).__name__, _where(error), request_id.decode()
+            )
+            if status == 0:
+                await internal_error()(scope, receive, send_with_id)
+            else:
+                status = 500
         finally:
             route = getattr(scope.get("route"), "path", "<unmatched>")
             logger.info(

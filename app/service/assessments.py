@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.domain.assays import assay_for
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen
@@ -22,6 +21,9 @@ from app.service.documents import (
 from app.store.models import Assessment
 from app.store.repositories import NewAssessment
 from app.store.unit_of_work import UnitOfWork
+
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number a BIGINT holds."""
 
 
 class InvalidCursor(Exception):
@@ -85,13 +87,13 @@ def _encode_cursor(seq: int) -> str:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, seq = text.partition(":")
-        if prefix != "seq" or not seq.isdigit():
-            raise ValueError
-        return int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error):
         raise InvalidCursor("not a cursor this service issued") from None
+    prefix, _, seq = text.partition(":")
+    if prefix != "seq" or not (seq.isascii() and seq.isdigit()) or not 0 < int(seq) <= MAX_SEQ:
+        raise InvalidCursor("not a cursor this service issued")
+    return int(seq)
 
 
 class AssessmentService:
@@ -100,7 +102,7 @@ class AssessmentService:
         self._unit_of_work = unit_of_work
 
     def _decide(self, submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
-        assay = assay_for(submission.assay)
+        assay = version.definition.assay(submission.assay)
         measurement = measure(submission.value, submission.unit, submission.comparator, assay)
         specimen = Specimen(submission.specimen_type, submission.collected_at)
         return decision_document(version.classifier.decide(measurement, specimen), version)

@@ -56,14 +56,18 @@ def configure_sqlite(engine: Engine) -> None:
 
 
 def create_engine_for(settings: Settings) -> AsyncEngine:
-    async_url, _ = database_urls(settings.database_url)
+    async_url, _ = database_urls(settings.database_url.get_secret_value())
     ensure_sqlite_directory(async_url)
     if async_url.get_backend_name() == "sqlite":
-        engine = create_async_engine(async_url, connect_args={"timeout": settings.db_connect_timeout_s})
+        engine = create_async_engine(
+            async_url, hide_parameters=True, connect_args={"timeout": settings.db_connect_timeout_s}
+        )
         configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(
         async_url,
+        # Bound parameters are subject ids and values: never let them into an exception message.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         # No pre-ping: it costs a round trip per request. A connection found dead fails that one request

@@ -41,9 +41,9 @@ class UnitOfWork:
         try:
             await self._session.rollback()
             await self._session.close()
-        except SQLAlchemyError:
+        except SQLAlchemyError as error:
             # Whatever was committed stays committed; a failed clean-up changes no outcome.
-            logger.warning("database session clean-up failed", exc_info=True)
+            logger.warning("database session clean-up failed: %s", type(error).__name__)
         if isinstance(exc, SQLAlchemyError):
             raise StoreUnavailable("the database could not be read or written") from exc
 

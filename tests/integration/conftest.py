@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from app.main import create_app
@@ -76,5 +77,7 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in app_client(Settings(database_url=database_url, environment=Environment.TEST)):
+    async for client in app_client(
+        Settings(database_url=SecretStr(database_url), environment=Environment.TEST)
+    ):
         yield client

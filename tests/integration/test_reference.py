@@ -48,9 +48,17 @@ async def test_assays_list_elecsys_with_its_limit_and_source(client: httpx.Async
     assert response.status_code == 200
     (elecsys,) = response.json()["items"]
     assert elecsys["id"] == "elecsys-il6"
+    assert elecsys["classifier"] == "il6-enrichment@1.0.0"
     assert elecsys["lod_pg_per_ml"] == 1.5
     assert elecsys["measuring_range_pg_per_ml"] == [1.5, 5000]
-    assert "Roche" in elecsys["source"]
+    assert "Roche" in elecsys["sources"][0]["citation"]
+
+
+async def test_classifier_detail_pins_its_assays_limit_of_detection(client: httpx.AsyncClient) -> None:
+    detail = (await client.get("/v1/classifiers/il6-enrichment/1.0.0")).json()
+
+    assert [(a["id"], a["lod_pg_per_ml"]) for a in detail["assays"]] == [("elecsys-il6", 1.5)]
+    assert detail["manifest"]["assays"][0]["lod_pg_per_ml"] == "1.5"
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:

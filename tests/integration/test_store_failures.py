@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from app.settings import Environment, Settings
@@ -44,7 +45,8 @@ def refusing_store(db: Engine) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("refusing_store")
-async def test_failed_commit_gives_no_decision(client: httpx.AsyncClient, db: Engine) -> None:
+async def test_failed_commit_or_write_gives_no_decision(client: httpx.AsyncClient, db: Engine) -> None:
+    """On PostgreSQL the COMMIT itself fails; SQLite has no deferred triggers, so there the INSERT does."""
     response = await client.post(
         "/v1/assessments",
         content=json.dumps(assessment_body(subject=FAILING_SUBJECT)),
@@ -72,7 +74,7 @@ async def test_failed_commit_gives_no_decision(client: httpx.AsyncClient, db: En
 
 async def test_unreachable_database_is_503_everywhere_it_matters() -> None:
     settings = Settings(
-        database_url="postgresql+psycopg://postgres@127.0.0.1:9/none",
+        database_url=SecretStr("postgresql+psycopg://postgres@127.0.0.1:9/none"),
         environment=Environment.TEST,
         db_connect_timeout_s=1,
     )

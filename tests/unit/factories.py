@@ -7,15 +7,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.domain.assays import ELECSYS_IL6, Assay
+from app.domain.assays import Assay
 from app.domain.classifiers.manifest import manifest_digest
-from app.domain.classifiers.registry import bundled_definitions
+from app.domain.classifiers.registry import bundled_definitions, load_registry
 from app.domain.il6 import Comparator, IL6Measurement, measure
 from app.domain.specimen import Specimen, SpecimenType
 
 DEFAULT_NAME = "il6-enrichment"
 BUNDLED_VERSION = "1.0.0"
 COLLECTED_AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+ELECSYS_IL6: Assay = (
+    load_registry().resolve(f"{DEFAULT_NAME}@{BUNDLED_VERSION}").definition.assay("elecsys-il6")
+)
+"""The Elecsys IL-6 assay as the bundled version defines it (limit of detection 1.5 pg/mL)."""
 
 # Longest prefix first, so "<=" is not read as "<" followed by "=1.5".
 _PREFIXES = (Comparator.LE, Comparator.GE, Comparator.LT, Comparator.GT)

@@ -4,12 +4,12 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain.assays import ELECSYS_IL6, assay_for
+from app.domain.classifiers.registry import load_registry
 from app.domain.eligibility import EligibilityStatus, assess_eligibility, detectability
 from app.domain.errors import InvalidInput
 from app.domain.reasons import ReasonCode
 from app.domain.specimen import SpecimenType
-from tests.unit.factories import reported, specimen
+from tests.unit.factories import ELECSYS_IL6, reported, specimen
 
 SERUM = SpecimenType.SERUM
 PLASMA = SpecimenType.PLASMA
@@ -94,14 +94,16 @@ def test_assess_eligibility(
     assert [reason.code for reason in eligibility.reasons] == codes
 
 
-def test_the_elecsys_limit_of_detection_is_1_5_pg_per_ml() -> None:
-    assert assay_for("elecsys-il6") is ELECSYS_IL6
+def test_the_bundled_version_uses_the_manufacturers_elecsys_limit_of_detection() -> None:
     assert ELECSYS_IL6.lod_pg_per_ml == Decimal("1.5")
+    assert ELECSYS_IL6.measuring_range_pg_per_ml == (Decimal("1.5"), Decimal("5000"))
+    assert "Roche" in ELECSYS_IL6.sources[0].citation
 
 
-def test_an_unknown_assay_is_invalid_input() -> None:
+def test_an_assay_the_version_does_not_list_is_invalid_input() -> None:
+    definition = load_registry().resolve(None).definition
     with pytest.raises(InvalidInput) as caught:
-        assay_for("some-elisa")
+        definition.assay("some-elisa")
     assert caught.value.pointer == "/il6/assay"
     assert "elecsys-il6" in caught.value.message
 

@@ -6,12 +6,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from app.domain.assays import ELECSYS_IL6
 from app.domain.il6 import measure
 from app.domain.reasons import ReasonCode
 from app.domain.risk import RiskGroup, assess_risk
 from app.domain.specimen import SpecimenType
-from tests.unit.factories import reported, specimen
+from tests.unit.factories import ELECSYS_IL6, reported, specimen
 
 CUTOFF = Decimal("17.85")
 SERUM = SpecimenType.SERUM

@@ -12,11 +12,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from app.domain.assays import ELECSYS_IL6
 from app.domain.classifiers.registry import load_registry
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen, SpecimenType
 from app.ml.rule_estimator import RiskCutoffEstimator
+from tests.unit.factories import ELECSYS_IL6
 
 VERSION = load_registry().resolve("il6-enrichment@1.0.0")
 SERUM = Specimen(SpecimenType.SERUM, datetime(2026, 11, 20, 9, 30, tzinfo=UTC))

@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.assays import ELECSYS_IL6
 from app.domain.errors import InvalidInput
 from app.domain.il6 import UNITS, Comparator, measure, unit_for
-from tests.unit.factories import reported
+from tests.unit.factories import ELECSYS_IL6, reported
 
 ACCEPTED_CODES = ("pg/mL", "ng/L", "ng/mL")
 
@@ -198,18 +197,21 @@ def test_less_than_zero_is_invalid_input(code: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "pg_per_ml", "comparator"),
     [
-        pytest.param("0", id="exact-zero"),
-        pytest.param("<=0", id="at-most-zero"),
-        pytest.param(">0", id="above-zero"),
-        pytest.param(">=0", id="at-least-zero"),
-        pytest.param("<0.0001", id="below-a-tiny-limit"),
+        pytest.param("0", Decimal(0), None, id="exact-zero"),
+        pytest.param("<=0", Decimal(0), Comparator.LE, id="at-most-zero"),
+        pytest.param(">0", Decimal(0), Comparator.GT, id="above-zero"),
+        pytest.param(">=0", Decimal(0), Comparator.GE, id="at-least-zero"),
+        pytest.param("<0.0001", Decimal("0.0001"), Comparator.LT, id="below-a-tiny-limit"),
     ],
 )
-def test_zero_limits_other_than_less_than_zero_are_accepted(text: str) -> None:
+def test_zero_limits_other_than_less_than_zero_are_accepted(
+    text: str, pg_per_ml: Decimal, comparator: Comparator | None
+) -> None:
     measurement = reported(text)
-    assert measurement.pg_per_ml >= 0
+    assert measurement.pg_per_ml == pg_per_ml
+    assert measurement.comparator is comparator
 
 
 SIGNIFICANT = st.integers(min_value=0, max_value=10**15 - 1)

@@ -8,19 +8,39 @@ from app.api.deps import get_registry
 from app.api.problems import NOT_FOUND, responses
 from app.api.schemas.catalog import (
     AssayList,
-    AssayOut,
     ClassifierDetail,
     ClassifierList,
     ClassifierSummary,
     ParameterOut,
     SourceOut,
     UnavailableVersion,
+    VersionedAssayOut,
 )
-from app.domain.assays import ASSAYS
+from app.domain.assays import Assay
+from app.domain.classifiers.base import VersionStatus
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
+from app.domain.sources import Source
 
 router = APIRouter(prefix="/v1", tags=["reference"])
 Registry = Annotated[ClassifierRegistry, Depends(get_registry)]
+
+
+def _sources(sources: tuple[Source, ...]) -> list[SourceOut]:
+    return [SourceOut(citation=s.citation, url=s.url, quote=s.quote) for s in sources]
+
+
+def _assay(assay: Assay) -> dict[str, object]:
+    return {
+        "id": assay.id,
+        "name": assay.name,
+        "manufacturer": assay.manufacturer,
+        "method": assay.method,
+        "lod_pg_per_ml": assay.lod_pg_per_ml,
+        "measuring_range_pg_per_ml": assay.measuring_range_pg_per_ml,
+        "specimens": list(assay.specimens),
+        "sources": _sources(assay.sources),
+        "notes": assay.notes,
+    }
 
 
 def _summary(registry: ClassifierRegistry, entry: RegisteredVersion) -> dict[str, object]:
@@ -59,6 +79,7 @@ async def get_classifier(name: str, version: str, registry: Registry) -> Classif
         | {
             "intended_use": definition.intended_use,
             "limitations": list(definition.limitations),
+            "assays": [_assay(assay) for assay in definition.assays],
             "manifest": dict(definition.manifest),
             "parameters": [
                 ParameterOut(
@@ -66,7 +87,7 @@ async def get_classifier(name: str, version: str, registry: Registry) -> Classif
                     value=p.value,
                     unit=p.unit,
                     description=p.description,
-                    sources=[SourceOut(citation=s.citation, url=s.url, quote=s.quote) for s in p.sources],
+                    sources=_sources(p.sources),
                 )
                 for p in definition.parameters
             ],
@@ -75,21 +96,13 @@ async def get_classifier(name: str, version: str, registry: Registry) -> Classif
 
 
 @router.get("/assays", response_model=AssayList)
-async def list_assays() -> AssayList:
-    """List the IL6 assays the service knows, with their limit of detection and its source."""
+async def list_assays(registry: Registry) -> AssayList:
+    """List the assays each servable classifier version decides on, with limit of detection and sources."""
     return AssayList(
         items=[
-            AssayOut(
-                id=a.id,
-                name=a.name,
-                manufacturer=a.manufacturer,
-                method=a.method,
-                lod_pg_per_ml=a.lod_pg_per_ml,
-                measuring_range_pg_per_ml=a.measuring_range_pg_per_ml,
-                specimens=list(a.specimens),
-                source=a.source,
-                notes=a.notes,
-            )
-            for a in ASSAYS.values()
+            VersionedAssayOut.model_validate(_assay(assay) | {"classifier": entry.definition.ref})
+            for entry in registry.listing()
+            if entry.status is not VersionStatus.DRAFT
+            for assay in entry.definition.assays
         ]
     )

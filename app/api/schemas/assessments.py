@@ -6,7 +6,6 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas.common import (
-    AssayId,
     CollectedAt,
     Identifier,
     JsonNumber,
@@ -32,7 +31,7 @@ class IL6In(BaseModel):
     comparator: Comparator | None = Field(
         None, description="'<', '<=', '>' or '>=' for a censored result; absent for an exact value."
     )
-    assay: AssayId
+    assay: Identifier = Field(description="An assay id from GET /v1/assays.")
 
 
 class SpecimenIn(BaseModel):

@@ -45,26 +45,31 @@ class ClassifierList(BaseModel):
     )
 
 
+class AssayOut(BaseModel):
+    id: str
+    name: str
+    manufacturer: str
+    method: str
+    lod_pg_per_ml: JsonNumber = Field(description="Limit of detection, pg/mL: the eligibility threshold.")
+    measuring_range_pg_per_ml: tuple[JsonNumber, JsonNumber]
+    specimens: list[str]
+    sources: list[SourceOut]
+    notes: str
+
+
 class ClassifierDetail(ClassifierSummary):
     intended_use: str
     parameters: list[ParameterOut]
+    assays: list[AssayOut] = Field(description="The assays this version decides on, with their limits.")
     limitations: list[str]
     manifest: dict[str, Any] = Field(
         description="The manifest as loaded: sha256 of its RFC 8785 canonical form is the digest."
     )
 
 
-class AssayOut(BaseModel):
-    id: str
-    name: str
-    manufacturer: str
-    method: str
-    lod_pg_per_ml: JsonNumber = Field(description="Limit of detection, pg/mL.")
-    measuring_range_pg_per_ml: tuple[JsonNumber, JsonNumber]
-    specimens: list[str]
-    source: str
-    notes: str
+class VersionedAssayOut(AssayOut):
+    classifier: str = Field(description="The classifier version (name@version) that defines this assay.")
 
 
 class AssayList(BaseModel):
-    items: list[AssayOut]
+    items: list[VersionedAssayOut]

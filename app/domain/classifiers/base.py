@@ -6,9 +6,12 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Protocol
 
+from app.domain.assays import Assay
 from app.domain.eligibility import Eligibility
+from app.domain.errors import InvalidInput
 from app.domain.il6 import IL6Measurement
 from app.domain.risk import Risk
+from app.domain.sources import Source
 from app.domain.specimen import Specimen
 
 
@@ -22,13 +25,6 @@ class VersionStatus(StrEnum):
     DRAFT = "draft"
     ACTIVE = "active"
     RETIRED = "retired"
-
-
-@dataclass(frozen=True)
-class Source:
-    citation: str
-    url: str | None = None
-    quote: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,7 @@ class ClassifierDefinition:
     title: str
     intended_use: str
     parameters: tuple[Parameter, ...]
+    assays: tuple[Assay, ...]
     limitations: tuple[str, ...]
     manifest: Mapping[str, Any]
 
@@ -73,6 +70,14 @@ class ClassifierDefinition:
             if parameter.name == name:
                 return parameter
         raise ClassifierDefinitionError(f"{self.ref} has no parameter {name}")
+
+    def assay(self, assay_id: str) -> Assay:
+        """The assay a result names, as this version defines it; refuses one the version does not list."""
+        for assay in self.assays:
+            if assay.id == assay_id:
+                return assay
+        known = ", ".join(sorted(assay.id for assay in self.assays))
+        raise InvalidInput("/il6/assay", f"Unknown assay for {self.ref}; accepted assay ids: {known}")
 
 
 @dataclass(frozen=True)

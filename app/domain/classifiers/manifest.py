@@ -7,16 +7,14 @@ Scheme (RFC 8785). A version with a model artifact names the artifact's own SHA-
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import rfc8785
 
-from app.domain.classifiers.base import (
-    ClassifierDefinition,
-    ClassifierDefinitionError,
-    Parameter,
-    Source,
-)
+from app.domain.assays import Assay
+from app.domain.classifiers.base import ClassifierDefinition, ClassifierDefinitionError, Parameter
+from app.domain.sources import Source
 
 MANIFEST_SCHEMA = 1
 
@@ -63,8 +61,48 @@ def _sources(document: Mapping[str, Any], where: str) -> tuple[Source, ...]:
         for source in items
     )
     if not sources:
-        raise ClassifierDefinitionError(f"{where}: every parameter needs at least one source")
+        raise ClassifierDefinitionError(f"{where}: needs at least one source")
     return sources
+
+
+def _concentration(text: Any, where: str) -> Decimal:
+    """A decimal string of pg/mL, finite and >= 0: numbers in manifests are strings, so they stay exact."""
+    if not isinstance(text, str):
+        raise ClassifierDefinitionError(f"{where}: concentrations are decimal strings")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ClassifierDefinitionError(f"{where}: '{text}' is not a decimal") from None
+    if not value.is_finite() or value < 0:
+        raise ClassifierDefinitionError(f"{where}: concentrations are finite and >= 0")
+    return value
+
+
+def _assay(item: Any, where: str) -> Assay:
+    if not isinstance(item, dict):
+        raise ClassifierDefinitionError(f"{where}: each assay must be an object")
+    assay_id = _text(item, "id", where)
+    where = f"{where} assay {assay_id}"
+    low_high = item.get("measuring_range_pg_per_ml")
+    if not isinstance(low_high, list) or len(low_high) != 2:
+        raise ClassifierDefinitionError(f"{where}: 'measuring_range_pg_per_ml' must be [low, high]")
+    specimens = _list(item, "specimens", where)
+    if not specimens or not all(isinstance(specimen, str) for specimen in specimens):
+        raise ClassifierDefinitionError(f"{where}: 'specimens' must list specimen types")
+    return Assay(
+        id=assay_id,
+        name=_text(item, "name", where),
+        manufacturer=_text(item, "manufacturer", where),
+        method=_text(item, "method", where),
+        lod_pg_per_ml=_concentration(item.get("lod_pg_per_ml"), f"{where} lod_pg_per_ml"),
+        measuring_range_pg_per_ml=(
+            _concentration(low_high[0], f"{where} measuring range"),
+            _concentration(low_high[1], f"{where} measuring range"),
+        ),
+        specimens=tuple(specimens),
+        sources=_sources(item, where),
+        notes=_optional_text(item, "notes", where) or "",
+    )
 
 
 def parse_manifest(manifest: Mapping[str, Any]) -> ClassifierDefinition:
@@ -88,6 +126,11 @@ def parse_manifest(manifest: Mapping[str, Any]) -> ClassifierDefinition:
                 unit=_optional_text(item, "unit", f"{where} {parameter_name}"),
             )
         )
+    assays = tuple(_assay(item, where) for item in _list(manifest, "assays", where))
+    if not assays:
+        raise ClassifierDefinitionError(f"{where}: a version must define the assays it decides on")
+    if len({assay.id for assay in assays}) != len(assays):
+        raise ClassifierDefinitionError(f"{where}: an assay id is listed twice")
     limitations = tuple(str(item) for item in _list(manifest, "limitations", where))
     return ClassifierDefinition(
         name=name,
@@ -96,6 +139,7 @@ def parse_manifest(manifest: Mapping[str, Any]) -> ClassifierDefinition:
         title=_text(manifest, "title", where),
         intended_use=_text(manifest, "intended_use", where),
         parameters=tuple(parameters),
+        assays=assays,
         limitations=limitations,
         manifest=manifest,
     )

@@ -1,0 +1,5 @@
+"""Errors the use cases surface to their callers."""
+
+from app.store.unit_of_work import StoreUnavailable
+
+__all__ = ["StoreUnavailable"]

@@ -87,8 +87,10 @@ class ClassifierRegistry:
                     )
                 active[entry.definition.name] = entry
         if self.default_name not in active:
+            why = "; ".join(f"{r.name}@{r.version} rejected: {r.reason}" for r in self.rejected)
             raise ClassifierDefinitionError(
                 f"the default classifier {self.default_name} has no verified active version"
+                + (f" ({why})" if why else "")
             )
         object.__setattr__(self, "_by_ref", by_ref)
         object.__setattr__(self, "_active", active)

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.domain.classifiers.base import Decision
 from app.domain.classifiers.registry import RegisteredVersion
+from app.domain.decimals import plain
 from app.domain.il6 import Comparator
 from app.domain.reasons import Reason
 from app.domain.specimen import SpecimenType
@@ -32,8 +33,8 @@ class Submission:
 
 
 def decimal_text(value: Decimal) -> str:
-    """A plain decimal string without exponent or trailing zeros: Decimal("1.50E+3") -> "1500"."""
-    return format(value.normalize(), "f")
+    """A plain decimal string, exact, without exponent or trailing zeros: Decimal("1.50E+3") -> "1500"."""
+    return plain(value)
 
 
 def input_document(submission: Submission) -> dict[str, Any]:

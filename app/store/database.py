@@ -41,18 +41,18 @@ def ensure_sqlite_directory(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
-def configure_sqlite(engine: Engine) -> None:
+def configure_sqlite(engine: Engine, busy_timeout_s: float = 5.0) -> None:
     """Durable, concurrent-reader settings for every SQLite connection the engine opens."""
-    event.listen(engine, "connect", _sqlite_pragmas)
+
+    def pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
 
 
 def create_engine_for(settings: Settings) -> AsyncEngine:
@@ -62,7 +62,7 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             async_url, hide_parameters=True, connect_args={"timeout": settings.db_connect_timeout_s}
         )
-        configure_sqlite(engine.sync_engine)
+        configure_sqlite(engine.sync_engine, settings.db_connect_timeout_s)
         return engine
     return create_async_engine(
         async_url,

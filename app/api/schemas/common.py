@@ -13,6 +13,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from app.domain.decimals import significant
 from app.domain.il6 import UNITS
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -41,12 +42,10 @@ def _within_bounds(value: Decimal) -> Decimal:
         raise PydanticCustomError("greater_than_equal", "Input should be greater than or equal to 0")
     if value > MAX_VALUE:
         raise PydanticCustomError("less_than_equal", "Input should be less than or equal to 1e9")
-    digits = value.normalize().as_tuple()
-    exponent = digits.exponent if isinstance(digits.exponent, int) else 0
-    if len(digits.digits) > MAX_SIGNIFICANT_DIGITS or -exponent > MAX_DECIMAL_PLACES:
+    digits, places = significant(value)
+    if digits > MAX_SIGNIFICANT_DIGITS or places > MAX_DECIMAL_PLACES:
         raise PydanticCustomError(
-            "decimal_precision",
-            "Input should have at most 15 significant digits and 15 decimal places",
+            "decimal_precision", "Input should have at most 15 significant digits and 15 decimal places"
         )
     return value
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from app.domain.assays import Assay
+from app.domain.decimals import significant
 from app.domain.eligibility import Eligibility
 from app.domain.errors import InvalidInput
 from app.domain.il6 import IL6Measurement
@@ -44,6 +45,8 @@ class Parameter:
             raise ClassifierDefinitionError(f"parameter {self.name} is not a decimal") from None
         if not value.is_finite():
             raise ClassifierDefinitionError(f"parameter {self.name} is not finite")
+        if significant(value)[0] > 15:
+            raise ClassifierDefinitionError(f"parameter {self.name} has more than 15 significant digits")
         return value
 
 

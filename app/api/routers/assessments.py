@@ -9,6 +9,7 @@ from app.api.deps import get_assessments
 from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, require_json
 from app.api.problems import (
     NOT_FOUND,
+    PAYLOAD_TOO_LARGE,
     REPLAY_UNAVAILABLE,
     STORE_UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
@@ -47,7 +48,7 @@ Service = Annotated[AssessmentService, Depends(get_assessments)]
                 },
             },
         },
-        **responses(VALIDATION, UNSUPPORTED_MEDIA_TYPE, STORE_UNAVAILABLE),
+        **responses(VALIDATION, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, STORE_UNAVAILABLE),
     },
 )
 async def create_assessment(
@@ -58,15 +59,12 @@ async def create_assessment(
     recorded = await service.decide(body.to_submission(), raw)
     out = AssessmentOut.from_record(recorded)
     response.headers["Location"] = f"/v1/assessments/{out.id}"
-    response.headers[CLASSIFIER_HEADER] = f"{out.classifier.name}@{out.classifier.version}"
+    _name_classifier(response, out)
     return out
 
 
-async def _recorded(service: AssessmentService, assessment_id: uuid.UUID) -> AssessmentOut:
-    recorded = await service.get(assessment_id)
-    if recorded is None:
-        raise HTTPException(404, "No assessment with this id.")
-    return AssessmentOut.from_record(recorded)
+def _name_classifier(response: Response, out: AssessmentOut) -> None:
+    response.headers[CLASSIFIER_HEADER] = f"{out.classifier.name}@{out.classifier.version}"
 
 
 @router.get(
@@ -76,8 +74,11 @@ async def _recorded(service: AssessmentService, assessment_id: uuid.UUID) -> Ass
 )
 async def get_assessment(assessment_id: uuid.UUID, response: Response, service: Service) -> AssessmentOut:
     """Read a recorded decision, exactly as it was given."""
-    out = await _recorded(service, assessment_id)
-    response.headers[CLASSIFIER_HEADER] = f"{out.classifier.name}@{out.classifier.version}"
+    recorded = await service.get(assessment_id)
+    if recorded is None:
+        raise HTTPException(404, "No assessment with this id.")
+    out = AssessmentOut.from_record(recorded)
+    _name_classifier(response, out)
     return out
 
 

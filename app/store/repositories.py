@@ -3,9 +3,9 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import Assessment
@@ -29,16 +29,23 @@ class NewAssessment:
     decision: dict[str, Any]
 
 
+_ASSESSMENT = cast(Table, Assessment.__table__)
+_INSERT = (
+    insert(_ASSESSMENT).values(recorded_at=utcnow()).returning(_ASSESSMENT.c.seq, _ASSESSMENT.c.recorded_at)
+)
+
+
 class AssessmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def add(self, new: NewAssessment) -> Assessment:
         """Insert one decision, stamped by the database clock, and return it as stored."""
-        # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert.
-        values = vars(new) | {"recorded_at": utcnow()}
-        statement = insert(Assessment).values(values).returning(Assessment)
-        return (await self._session.scalars(statement)).one()
+        # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert. The values go
+        # as parameters of one prebuilt statement, so nothing is compiled or cache-keyed per request.
+        values = vars(new)
+        stamped = (await self._session.execute(_INSERT, values)).one()
+        return Assessment(**values, seq=stamped.seq, recorded_at=stamped.recorded_at)
 
     async def get(self, assessment_id: uuid.UUID) -> Assessment | None:
         statement = select(Assessment).where(Assessment.id == assessment_id)

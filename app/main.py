@@ -27,8 +27,8 @@ logger = logging.getLogger("app")
 DESCRIPTION = """\
 Decides whether a subject qualifies for the biomarker-enrichment stage of the dasatinib + cetuximab trial
 (NCT01488318) from a serum IL6 result, assigns an IL6 risk group, and records every decision in the audit
-store before answering. Every number the rules use comes from a versioned, checksummed classifier or assay
-definition with its source: see /v1/classifiers and /v1/assays.
+store before answering. Every clinical number the rules use comes from a versioned, checksummed classifier
+definition (its parameters and assays), with its source: see /v1/classifiers and /v1/assays.
 """
 
 

@@ -2,6 +2,9 @@
 
 from decimal import Decimal
 
+BINARY64_DIGITS = 15
+"""Significant digits any decimal can have and still survive a JSON (IEEE 754 binary64) number intact."""
+
 
 def significant(value: Decimal) -> tuple[int, int]:
     """(significant digits, decimal places) of a finite value, trailing zeros aside, without rounding."""

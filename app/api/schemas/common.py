@@ -13,11 +13,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.domain.decimals import significant
+from app.domain.decimals import BINARY64_DIGITS, significant
 from app.domain.il6 import UNITS
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-MAX_SIGNIFICANT_DIGITS = 15
+MAX_SIGNIFICANT_DIGITS = BINARY64_DIGITS
 MAX_DECIMAL_PLACES = 15
 MAX_VALUE = Decimal("1e9")
 CLOCK_SKEW = timedelta(minutes=5)
@@ -102,4 +102,5 @@ JsonNumber = Annotated[
     PlainSerializer(float, return_type=float, when_used="json"),
     WithJsonSchema({"type": "number"}),
 ]
-"""An exact decimal written as a JSON number (inputs carry at most 15 significant digits, so no loss)."""
+"""An exact decimal written as a JSON number: inputs and manifests carry at most BINARY64_DIGITS significant
+digits, so nothing is lost."""

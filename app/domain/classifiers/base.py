@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from app.domain.assays import Assay
-from app.domain.decimals import significant
+from app.domain.decimals import BINARY64_DIGITS, significant
 from app.domain.eligibility import Eligibility
 from app.domain.errors import InvalidInput
 from app.domain.il6 import IL6Measurement
@@ -45,8 +45,10 @@ class Parameter:
             raise ClassifierDefinitionError(f"parameter {self.name} is not a decimal") from None
         if not value.is_finite():
             raise ClassifierDefinitionError(f"parameter {self.name} is not finite")
-        if significant(value)[0] > 15:
-            raise ClassifierDefinitionError(f"parameter {self.name} has more than 15 significant digits")
+        if significant(value)[0] > BINARY64_DIGITS:
+            raise ClassifierDefinitionError(
+                f"parameter {self.name}: at most {BINARY64_DIGITS} significant digits"
+            )
         return value
 
 

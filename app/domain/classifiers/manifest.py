@@ -14,12 +14,10 @@ import rfc8785
 
 from app.domain.assays import Assay
 from app.domain.classifiers.base import ClassifierDefinition, ClassifierDefinitionError, Parameter
-from app.domain.decimals import significant
+from app.domain.decimals import BINARY64_DIGITS, significant
 from app.domain.sources import Source
 
 MANIFEST_SCHEMA = 1
-MAX_SIGNIFICANT_DIGITS = 15
-"""So that every number a manifest holds is also exact as a JSON (binary64) number in the API."""
 
 
 def manifest_digest(manifest: Mapping[str, Any]) -> str:
@@ -78,8 +76,8 @@ def _concentration(text: Any, where: str) -> Decimal:
         raise ClassifierDefinitionError(f"{where}: '{text}' is not a decimal") from None
     if not value.is_finite() or value < 0:
         raise ClassifierDefinitionError(f"{where}: concentrations are finite and >= 0")
-    if significant(value)[0] > MAX_SIGNIFICANT_DIGITS:
-        raise ClassifierDefinitionError(f"{where}: at most {MAX_SIGNIFICANT_DIGITS} significant digits")
+    if significant(value)[0] > BINARY64_DIGITS:
+        raise ClassifierDefinitionError(f"{where}: at most {BINARY64_DIGITS} significant digits")
     return value
 
 

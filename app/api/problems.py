@@ -119,7 +119,6 @@ def problem_response(
     status: int | None = None,
     title: str | None = None,
     detail: str | None = None,
-    instance: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> ProblemResponse:
@@ -128,7 +127,6 @@ def problem_response(
         title=title or (problem.title if problem else "Error"),
         status=status or (problem.status if problem else 500),
         detail=detail,
-        instance=instance,
         errors=errors,
     )
     return ProblemResponse(body.model_dump(exclude_none=True), status_code=body.status, headers=headers)

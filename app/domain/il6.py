@@ -97,10 +97,6 @@ class IL6Measurement:
             return None
         return Bound(self.pg_per_ml, inclusive=self.comparator is not Comparator.LT)
 
-    @property
-    def is_censored(self) -> bool:
-        return self.comparator is not None
-
     def entirely_below(self, limit: Decimal) -> bool:
         """True when every concentration this result allows is < ``limit``."""
         upper = self.upper

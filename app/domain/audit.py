@@ -1,0 +1,227 @@
+"""The audit chain: how a record is hashed, how records link, and how a chain is checked.
+
+A record is the stored row as a flat JSON object: every column except ``hash`` (which it determines) and
+``request_body`` (which ``request_sha256`` covers). Its hash is the lowercase hex SHA-256 of the record's
+RFC 8785 (JSON Canonicalization Scheme) serialisation. Record ``seq`` = n holds ``prev_hash`` = the hash of
+record n - 1; record 1 holds ``GENESIS_HASH``. Sequence numbers start at 1 and have no gaps, and
+``recorded_at`` never decreases along the chain. docs/audit.md describes the format for offline checking.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import rfc8785
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first record."""
+
+
+def canonical_time(value: datetime) -> str:
+    """A UTC instant as the chain writes it: RFC 3339, six fraction digits, 'Z'.
+
+    For example 2026-11-25T23:00:00.000000Z.
+    """
+    if value.tzinfo is None:
+        raise ValueError("the chain records aware UTC instants only")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+RECORD_FIELDS = (
+    "seq",
+    "prev_hash",
+    "id",
+    "recorded_at",
+    "client_id",
+    "request_id",
+    "idempotency_key",
+    "subject_id",
+    "site_id",
+    "classifier_name",
+    "classifier_version",
+    "classifier_digest",
+    "eligibility_status",
+    "risk_group",
+    "request_media_type",
+    "request_sha256",
+    "input",
+    "decision",
+    "supersedes",
+    "correction_reason",
+)
+"""The fields of a record, in the order docs/audit.md lists them (the hash does not depend on order)."""
+
+
+def to_record(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a stored row: its ``RECORD_FIELDS``, ids and times as canonical strings."""
+    record: dict[str, Any] = {}
+    for name in RECORD_FIELDS:
+        value = values[name]
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = canonical_time(value)
+        record[name] = value
+    return record
+
+
+def canonical_bytes(record: Mapping[str, Any]) -> bytes:
+    """The RFC 8785 serialisation a record's hash is taken over."""
+    return rfc8785.dumps(dict(record))
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_bytes(record)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The newest record's link fields, or the empty chain's (seq 0, the genesis hash)."""
+
+    seq: int
+    hash: str
+    recorded_at: datetime | None
+
+    @classmethod
+    def empty(cls) -> "ChainHead":
+        return cls(0, GENESIS_HASH, None)
+
+
+def next_link(head: ChainHead, clock: datetime) -> tuple[int, str, datetime]:
+    """The sequence number, previous hash and time of the record appended after ``head``.
+
+    ``clock`` is the database's time when the append began; it is raised to the head's time if the clock
+    has stepped back, so that time never decreases along the chain.
+    """
+    recorded_at = clock if head.recorded_at is None else max(clock, head.recorded_at)
+    return head.seq + 1, head.hash, recorded_at
+
+
+class Break(StrEnum):
+    """Why a chain stops verifying at a record."""
+
+    FIRST_LINK = "first-link"
+    SEQUENCE_GAP = "sequence-gap"
+    PREVIOUS_HASH = "previous-hash-mismatch"
+    HASH = "hash-mismatch"
+    REQUEST_BODY = "request-body-mismatch"
+    TIME_REVERSED = "time-reversed"
+    CHECKPOINT_MISSING = "checkpoint-beyond-chain"
+    CHECKPOINT_HASH = "checkpoint-hash-mismatch"
+
+
+_EXPLANATIONS = {
+    Break.FIRST_LINK: "the first record of the chain does not link to the genesis hash",
+    Break.SEQUENCE_GAP: "a record is missing before this one, or records were reordered",
+    Break.PREVIOUS_HASH: "this record does not link to the stored hash of the record before it",
+    Break.HASH: "this record's content does not match its stored hash: it was altered",
+    Break.REQUEST_BODY: "the stored request body does not match the record's request_sha256: it was altered",
+    Break.TIME_REVERSED: "this record is timed before the record it follows",
+    Break.CHECKPOINT_MISSING: "a signed checkpoint names a record the chain does not hold: its tail was cut",
+    Break.CHECKPOINT_HASH: "the record differs from the signed checkpoint: the chain was rewritten",
+}
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    seq: int
+    reason: Break
+    expected: str | None = None
+    found: str | None = None
+
+    @property
+    def explanation(self) -> str:
+        return _EXPLANATIONS[self.reason]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A chain head someone kept: the record ``seq`` had hash ``hash`` (signature checked by the caller)."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    checked: int
+    first_seq: int | None
+    last_seq: int | None
+    last_hash: str | None
+    broken: BrokenLink | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+
+class ChainVerifier:
+    """Checks records fed in sequence order, stopping at the first broken link.
+
+    ``after`` is the link the first fed record must follow: the empty chain's head when verifying from the
+    start, or the stored head of the record before a range.
+    """
+
+    def __init__(self, after: ChainHead | None = None, checkpoints: Iterable[Checkpoint] = ()) -> None:
+        self._previous = after or ChainHead.empty()
+        self._checkpoints = {checkpoint.seq: checkpoint for checkpoint in checkpoints}
+        self._first: int | None = None
+        self._checked = 0
+        self.broken: BrokenLink | None = None
+
+    def feed(self, record: Mapping[str, Any], stored_hash: str, request_body: str | None = None) -> bool:
+        """Check one record (and its request body, when given); False once the chain is broken."""
+        if self.broken is not None:
+            return False
+        self.broken = self._check(record, stored_hash)
+        if self.broken is None and request_body is not None:
+            body_hash = hashlib.sha256(request_body.encode("utf-8")).hexdigest()
+            if body_hash != record["request_sha256"]:
+                self.broken = BrokenLink(
+                    record["seq"], Break.REQUEST_BODY, record["request_sha256"], body_hash
+                )
+        if self.broken is not None:
+            return False
+        self._previous = ChainHead(record["seq"], stored_hash, datetime.fromisoformat(record["recorded_at"]))
+        self._first = self._first if self._first is not None else record["seq"]
+        self._checked += 1
+        return True
+
+    def _check(self, record: Mapping[str, Any], stored_hash: str) -> BrokenLink | None:
+        seq, previous = record["seq"], self._previous
+        if seq != previous.seq + 1:
+            return BrokenLink(seq, Break.SEQUENCE_GAP, str(previous.seq + 1), str(seq))
+        if record["prev_hash"] != previous.hash:
+            reason = Break.FIRST_LINK if seq == 1 else Break.PREVIOUS_HASH
+            return BrokenLink(seq, reason, previous.hash, record["prev_hash"])
+        actual = record_hash(record)
+        if actual != stored_hash:
+            return BrokenLink(seq, Break.HASH, stored_hash, actual)
+        recorded_at = datetime.fromisoformat(record["recorded_at"])
+        if previous.recorded_at is not None and recorded_at < previous.recorded_at:
+            return BrokenLink(
+                seq, Break.TIME_REVERSED, canonical_time(previous.recorded_at), record["recorded_at"]
+            )
+        checkpoint = self._checkpoints.get(seq)
+        if checkpoint is not None and checkpoint.hash != stored_hash:
+            return BrokenLink(seq, Break.CHECKPOINT_HASH, checkpoint.hash, stored_hash)
+        return None
+
+    def finish(self) -> Verification:
+        """The outcome; a checkpoint beyond the last record checked means the tail was cut."""
+        last = self._previous
+        if self.broken is None:
+            beyond = sorted(seq for seq in self._checkpoints if seq > last.seq)
+            if beyond:
+                self.broken = BrokenLink(beyond[0], Break.CHECKPOINT_MISSING, str(beyond[0]), str(last.seq))
+        return Verification(
+            checked=self._checked,
+            first_seq=self._first,
+            last_seq=last.seq if self._checked else None,
+            last_hash=last.hash if self._checked else None,
+            broken=self.broken,
+        )

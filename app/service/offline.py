@@ -1,0 +1,105 @@
+"""Checking an audit export and kept checkpoints away from the service: files in, a verification out.
+
+An export (GET /v1/audit/export) is NDJSON, one record per line, or CSV with a header row, empty cells
+for null and ``input``/``decision`` as JSON text. Either way each record carries its chain fields, its
+hash and its request body, so the chain can be recomputed from the file alone.
+"""
+
+import csv
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.domain.audit import RECORD_FIELDS, ChainHead, ChainVerifier, Verification
+from app.service.checkpoints import InvalidCheckpoint, SignedCheckpoint
+
+_INTEGER_FIELDS = frozenset({"seq"})
+_JSON_FIELDS = frozenset({"input", "decision"})
+
+
+class UnreadableExport(ValueError):
+    """A file that is not an audit export in either format."""
+
+
+def read_checkpoints(path: Path) -> list[SignedCheckpoint]:
+    """Checkpoints from a file holding one checkpoint (JSON) or a checkpoint log (one per line)."""
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        documents = [json.loads(text)] if text.startswith("{") and "\n" not in text else []
+        if not documents:
+            documents = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as error:
+        raise InvalidCheckpoint(f"{path}: not JSON ({error.msg}, line {error.lineno})") from None
+    return [SignedCheckpoint.from_document(document) for document in documents]
+
+
+def _from_csv_row(row: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for name, cell in row.items():
+        if cell == "":
+            record[name] = None
+        elif name in _INTEGER_FIELDS:
+            record[name] = int(cell)
+        elif name in _JSON_FIELDS:
+            record[name] = json.loads(cell)
+        else:
+            record[name] = cell
+    return record
+
+
+def read_export(file: TextIO) -> Iterator[dict[str, Any]]:
+    """The records of an export, NDJSON or CSV (told apart by the first character)."""
+    first = file.read(1)
+    file.seek(0)
+    try:
+        if first == "{":
+            for line in file:
+                if line.strip():
+                    yield json.loads(line)
+        elif first:
+            reader = csv.DictReader(file)
+            expected = [*RECORD_FIELDS, "hash", "request_body"]
+            if reader.fieldnames != expected:
+                raise UnreadableExport("the CSV header is not an audit export's")
+            for row in reader:
+                yield _from_csv_row(row)
+    except (json.JSONDecodeError, ValueError) as error:
+        if isinstance(error, UnreadableExport):
+            raise
+        raise UnreadableExport(f"not an audit export: {error}") from None
+
+
+def verify_records(
+    records: Iterable[dict[str, Any]],
+    checkpoints: Iterable[SignedCheckpoint] = (),
+    public_key: Ed25519PublicKey | None = None,
+) -> tuple[Verification, int | None]:
+    """Recompute the chain of exported records, and compare it with signed checkpoints.
+
+    Every checkpoint's signature is checked under ``public_key``, the service's key as published (a
+    checkpoint without a trusted key proves nothing, so checkpoints require one). An export that starts
+    after seq 1 is checked from its first record's link on. Returns the verification and the first
+    sequence number in the file.
+    """
+    kept = list(checkpoints)
+    if kept and public_key is None:
+        raise InvalidCheckpoint("checking checkpoints needs the service's public key")
+    for checkpoint in kept:
+        checkpoint.verify(cast(Ed25519PublicKey, public_key))
+    iterator = iter(records)
+    first = next(iterator, None)
+    if first is None:
+        verifier = ChainVerifier(None, [checkpoint.link for checkpoint in kept if checkpoint.seq > 0])
+        return verifier.finish(), None
+    start = first["seq"]
+    after = ChainHead.empty() if start == 1 else ChainHead(start - 1, first["prev_hash"], None)
+    verifier = ChainVerifier(after, [checkpoint.link for checkpoint in kept if checkpoint.seq >= start])
+    for record in itertools.chain([first], iterator):
+        stored_hash, body = record.pop("hash"), record.pop("request_body")
+        if not verifier.feed({name: record.get(name) for name in RECORD_FIELDS}, stored_hash, body):
+            break
+    return verifier.finish(), start

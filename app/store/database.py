@@ -41,10 +41,17 @@ def ensure_sqlite_directory(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def configure_sqlite(engine: Engine, busy_timeout_s: float = 5.0) -> None:
-    """Durable, concurrent-reader settings for every SQLite connection the engine opens."""
+def configure_sqlite(engine: Engine, busy_timeout_s: float = 5.0, *, begin_immediate: bool = False) -> None:
+    """Durable, concurrent-reader settings for every SQLite connection the engine opens.
+
+    With ``begin_immediate`` every transaction takes SQLite's single write lock when it begins, so that
+    the audit chain's read-head-then-append runs as one turn even across processes (the driver's own
+    deferred BEGIN would let two transactions read the same head).
+    """
 
     def pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+        if begin_immediate:
+            dbapi_connection.isolation_level = None  # the driver emits no BEGIN; the "begin" hook does
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
@@ -53,6 +60,8 @@ def configure_sqlite(engine: Engine, busy_timeout_s: float = 5.0) -> None:
         cursor.close()
 
     event.listen(engine, "connect", pragmas)
+    if begin_immediate:
+        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
 
 
 def create_engine_for(settings: Settings) -> AsyncEngine:
@@ -62,7 +71,7 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             async_url, hide_parameters=True, connect_args={"timeout": settings.db_connect_timeout_s}
         )
-        configure_sqlite(engine.sync_engine, settings.db_connect_timeout_s)
+        configure_sqlite(engine.sync_engine, settings.db_connect_timeout_s, begin_immediate=True)
         return engine
     return create_async_engine(
         async_url,
@@ -75,7 +84,10 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={
             "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            # The role is set at connection start: the service acts with the audit role's privileges
+            # (SELECT and INSERT on the audit trail) even when the URL names the schema owner.
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}"
+            + (f" -c role={settings.database_role}" if settings.database_role else ""),
             "application_name": "il6-eligibility",
         },
     )

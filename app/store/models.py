@@ -1,10 +1,26 @@
-"""The audit store's tables. Rows are only ever inserted: the service never updates or deletes them."""
+"""The audit store's tables.
+
+``assessment`` is the audit trail: rows are only ever inserted, each linked to the one before by its hash
+(app/domain/audit.py), and the database refuses UPDATE, DELETE and TRUNCATE on it (migration 0002).
+``idempotency_key`` holds the keys callers send with decisions, each naming the decision it produced.
+"""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,7 +32,8 @@ SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Assessment(Base):
-    """One eligibility decision as given: what was asked, what was answered, by which classifier, when."""
+    """One eligibility decision as given: what was asked, what was answered, by which classifier, when,
+    for whom, and its link in the audit chain."""
 
     __tablename__ = "assessment"
     __table_args__ = (
@@ -28,9 +45,14 @@ class Assessment(Base):
         Index("ix_assessment_subject_id_seq", "subject_id", "seq"),
     )
 
-    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), unique=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    client_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     subject_id: Mapped[str] = mapped_column(String(64))
     site_id: Mapped[str | None] = mapped_column(String(64))
     classifier_name: Mapped[str] = mapped_column(String(64))
@@ -43,3 +65,23 @@ class Assessment(Base):
     request_body: Mapped[str] = mapped_column(Text())
     input: Mapped[dict[str, Any]] = mapped_column(Document)
     decision: Mapped[dict[str, Any]] = mapped_column(Document)
+    supersedes: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid(), ForeignKey("assessment.id", name="fk_assessment_supersedes_assessment"), unique=True
+    )
+    correction_reason: Mapped[str | None] = mapped_column(Text())
+
+
+class IdempotencyKey(Base):
+    """A key a client sent with a decision request, the request's fingerprint, and the decision it made."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (PrimaryKeyConstraint("client_id", "key"),)
+
+    client_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    assessment_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid(),
+        ForeignKey("assessment.id", deferrable=True, initially="DEFERRED"),
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

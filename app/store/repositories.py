@@ -1,20 +1,38 @@
 """Every query the service runs. Repositories take a session and only flush; the unit of work commits."""
 
+import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Row, RowMapping, Table, delete, func, insert, literal, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from app.store.models import Assessment
+from app.domain.audit import ChainHead, next_link, record_hash, to_record
+from app.store.models import Assessment, IdempotencyKey
 from app.store.types import utcnow
+
+CHAIN_LOCK = 0x494C_365F_4155_4454
+"""The PostgreSQL advisory lock (one bigint key) held from reading the chain head to commit."""
+IDEMPOTENCY_LOCK_SPACE = 0x494C_3649
+"""The first of the two int4 keys of a per-(client, key) advisory lock; that key space is apart from
+CHAIN_LOCK's."""
+
+
+class AppendConflict(Exception):
+    """A record written at the same moment claimed the same link or superseded the same decision."""
 
 
 @dataclass(frozen=True)
 class NewAssessment:
     id: uuid.UUID
+    client_id: str
+    request_id: str | None
+    idempotency_key: str | None
     subject_id: str
     site_id: str | None
     classifier_name: str
@@ -27,36 +45,167 @@ class NewAssessment:
     request_body: str
     input: dict[str, Any]
     decision: dict[str, Any]
+    supersedes: uuid.UUID | None
+    correction_reason: str | None
+
+
+@dataclass(frozen=True)
+class StoredAssessment:
+    row: Assessment
+    superseded_by: uuid.UUID | None
 
 
 _ASSESSMENT = cast(Table, Assessment.__table__)
-_INSERT = (
-    insert(_ASSESSMENT).values(recorded_at=utcnow()).returning(_ASSESSMENT.c.seq, _ASSESSMENT.c.recorded_at)
+_INSERT = insert(_ASSESSMENT)
+_LATEST = select(Assessment.seq, Assessment.hash, Assessment.recorded_at).order_by(Assessment.seq.desc())
+_HEAD_SUBQUERY = _LATEST.limit(1).subquery()
+_HEAD = select(
+    utcnow().label("now"), _HEAD_SUBQUERY.c.seq, _HEAD_SUBQUERY.c.hash, _HEAD_SUBQUERY.c.recorded_at
+).select_from(select(literal(1).label("one")).subquery().outerjoin(_HEAD_SUBQUERY, true()))
+"""The database's clock and the chain head, in one round trip; the head's columns are NULL when empty."""
+_SUCCESSOR = aliased(Assessment)
+_WITH_SUCCESSOR = select(Assessment, _SUCCESSOR.id).outerjoin(
+    _SUCCESSOR, _SUCCESSOR.supersedes == Assessment.id
 )
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    """PostgreSQL's SQLSTATE 23505, or SQLite's UNIQUE constraint message."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return sqlstate == "23505" or (sqlstate is None and "UNIQUE constraint failed" in str(error.orig))
+
+
+def _stored(row: Row[Assessment, uuid.UUID]) -> StoredAssessment:
+    # The successor's id is None where the outer join found none.
+    return StoredAssessment(row[0], row[1])
 
 
 class AssessmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, new: NewAssessment) -> Assessment:
-        """Insert one decision, stamped by the database clock, and return it as stored."""
-        # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert. The values go
-        # as parameters of one prebuilt statement, so nothing is compiled or cache-keyed per request.
-        values = vars(new)
-        stamped = (await self._session.execute(_INSERT, values)).one()
-        return Assessment(**values, seq=stamped.seq, recorded_at=stamped.recorded_at)
+    @property
+    def _on_postgresql(self) -> bool:
+        return self._session.get_bind().dialect.name == "postgresql"
 
-    async def get(self, assessment_id: uuid.UUID) -> Assessment | None:
-        statement = select(Assessment).where(Assessment.id == assessment_id)
-        return (await self._session.scalars(statement)).one_or_none()
+    async def append(self, new: NewAssessment) -> Assessment:
+        """Link one decision to the chain head and insert it, stamped by the database clock.
+
+        On PostgreSQL a transaction-scoped advisory lock makes appends from every process take turns from
+        here until commit; SQLite transactions begin IMMEDIATE, which does the same (app/store/database.py).
+        The unique sequence number and previous hash refuse a fork even if that were bypassed.
+        """
+        if self._on_postgresql:
+            await self._session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+        now, head_seq, head_hash, head_recorded_at = (await self._session.execute(_HEAD)).one()
+        head = ChainHead.empty() if head_seq is None else ChainHead(head_seq, head_hash, head_recorded_at)
+        seq, prev_hash, recorded_at = next_link(head, now)
+        # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert.
+        values = {**vars(new), "seq": seq, "prev_hash": prev_hash, "recorded_at": recorded_at}
+        values["hash"] = record_hash(to_record(values))
+        try:
+            await self._session.execute(_INSERT, values)
+        except IntegrityError as error:
+            if _is_unique_violation(error):
+                raise AppendConflict("a record written at the same moment conflicts with this one") from error
+            raise
+        return Assessment(**values)
+
+    async def get(self, assessment_id: uuid.UUID) -> StoredAssessment | None:
+        statement = _WITH_SUCCESSOR.where(Assessment.id == assessment_id)
+        row = (await self._session.execute(statement)).one_or_none()
+        return None if row is None else _stored(row)
 
     async def list_for_subject(
         self, subject_id: str, *, limit: int, before_seq: int | None = None
-    ) -> Sequence[Assessment]:
+    ) -> Sequence[StoredAssessment]:
         """A subject's decisions, newest first, from just before ``before_seq`` (keyset pagination)."""
-        statement = select(Assessment).where(Assessment.subject_id == subject_id)
+        statement = _WITH_SUCCESSOR.where(Assessment.subject_id == subject_id)
         if before_seq is not None:
             statement = statement.where(Assessment.seq < before_seq)
         statement = statement.order_by(Assessment.seq.desc()).limit(limit)
-        return (await self._session.scalars(statement)).all()
+        return [_stored(row) for row in (await self._session.execute(statement)).all()]
+
+    async def head(self) -> tuple[datetime, ChainHead]:
+        """The database's clock and the newest record's link fields."""
+        now, seq, hash_, recorded_at = (await self._session.execute(_HEAD)).one()
+        return now, ChainHead.empty() if seq is None else ChainHead(seq, hash_, recorded_at)
+
+    async def link_before(self, seq: int) -> ChainHead | None:
+        """The link fields of the record just before ``seq`` (the empty chain's before seq 1)."""
+        if seq <= 1:
+            return ChainHead.empty()
+        statement = _LATEST.where(Assessment.seq == seq - 1)
+        row = (await self._session.execute(statement)).one_or_none()
+        return None if row is None else ChainHead(row.seq, row.hash, row.recorded_at)
+
+    async def chain(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncGenerator[Sequence[RowMapping]]:
+        """Rows in sequence order, a batch at a time (keyset on seq), within the given bounds.
+
+        Plain rows, not ORM objects: a chain of millions is read without an identity map.
+        """
+        after = from_seq - 1
+        columns = _ASSESSMENT.c
+        while True:
+            statement = select(_ASSESSMENT).where(columns.seq > after)
+            if to_seq is not None:
+                statement = statement.where(columns.seq <= to_seq)
+            if from_time is not None:
+                statement = statement.where(columns.recorded_at >= from_time)
+            if to_time is not None:
+                statement = statement.where(columns.recorded_at < to_time)
+            statement = statement.order_by(columns.seq).limit(batch_size)
+            batch = (await self._session.execute(statement)).mappings().all()
+            if not batch:
+                return
+            yield batch
+            after = batch[-1]["seq"]
+            if len(batch) < batch_size:
+                return
+
+
+def _key_lock(client_id: str, key: str) -> int:
+    digest = hashlib.sha256(f"{client_id}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def try_lock(self, client_id: str, key: str) -> bool:
+        """Claim the key for this transaction; False while another transaction holds it.
+
+        On SQLite the transaction already holds the database's single write lock, so no one else can.
+        """
+        if self._session.get_bind().dialect.name != "postgresql":
+            return True
+        statement = select(func.pg_try_advisory_xact_lock(IDEMPOTENCY_LOCK_SPACE, _key_lock(client_id, key)))
+        return bool((await self._session.execute(statement)).scalar_one())
+
+    async def get(self, client_id: str, key: str) -> IdempotencyKey | None:
+        return await self._session.get(IdempotencyKey, (client_id, key))
+
+    async def forget(self, client_id: str, key: str) -> None:
+        statement = delete(IdempotencyKey).where(
+            IdempotencyKey.client_id == client_id, IdempotencyKey.key == key
+        )
+        await self._session.execute(statement)
+
+    async def add(self, client_id: str, key: str, fingerprint: str, assessment_id: uuid.UUID) -> None:
+        statement = insert(IdempotencyKey).values(
+            client_id=client_id,
+            key=key,
+            fingerprint=fingerprint,
+            assessment_id=assessment_id,
+            created_at=utcnow(),
+        )
+        await self._session.execute(statement)

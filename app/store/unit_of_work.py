@@ -7,7 +7,7 @@ from typing import Self
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.store.repositories import AssessmentRepository
+from app.store.repositories import AssessmentRepository, IdempotencyRepository
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ class UnitOfWork:
     """
 
     assessments: AssessmentRepository
+    idempotency: IdempotencyRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -30,6 +31,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
         self.assessments = AssessmentRepository(self._session)
+        self.idempotency = IdempotencyRepository(self._session)
         return self
 
     async def __aexit__(

@@ -1,0 +1,175 @@
+"""The audit chain: hash-linked, append-only decisions that name their caller; idempotency keys.
+
+Existing decisions are linked into the chain in sequence order (their caller recorded as 'unrecorded'),
+then the database is made to refuse UPDATE, DELETE and TRUNCATE on ``assessment``: by triggers on both
+backends, and on PostgreSQL also by privileges, granting the service's role ``il6_app`` only SELECT and
+INSERT on the audit trail.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-26 00:00:00
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from app.domain.audit import ChainHead, record_hash, to_record
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+APP_ROLE = "il6_app"
+LEGACY_CLIENT = "unrecorded"
+document = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+_NEW_COLUMNS = (
+    ("prev_hash", sa.String(length=64)),
+    ("hash", sa.String(length=64)),
+    ("client_id", sa.String(length=64)),
+    ("request_id", sa.String(length=64)),
+    ("idempotency_key", sa.String(length=255)),
+    ("supersedes", sa.Uuid()),
+    ("correction_reason", sa.Text()),
+)
+"""Added nullable; prev_hash, hash and client_id are made NOT NULL once existing rows are linked."""
+
+PG_APPEND_ONLY = """
+CREATE FUNCTION assessment_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'assessment is an append-only audit trail: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER assessment_no_update_or_delete BEFORE UPDATE OR DELETE ON assessment
+    FOR EACH ROW EXECUTE FUNCTION assessment_append_only();
+CREATE TRIGGER assessment_no_truncate BEFORE TRUNCATE ON assessment
+    FOR EACH STATEMENT EXECUTE FUNCTION assessment_append_only();
+"""
+
+PG_ROLE = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+        CREATE ROLE {APP_ROLE} NOLOGIN;
+    END IF;
+    IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+        EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
+    END IF;
+END
+$$;
+REVOKE ALL ON assessment, idempotency_key FROM PUBLIC;
+GRANT SELECT, INSERT ON assessment TO {APP_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_key TO {APP_ROLE};
+GRANT SELECT ON alembic_version TO {APP_ROLE};
+"""  # noqa: S608 - formats in a constant role name, no input
+
+SQLITE_APPEND_ONLY = (
+    """CREATE TRIGGER assessment_no_update BEFORE UPDATE ON assessment
+    BEGIN SELECT RAISE(ABORT, 'assessment is an append-only audit trail: UPDATE refused'); END""",
+    """CREATE TRIGGER assessment_no_delete BEFORE DELETE ON assessment
+    BEGIN SELECT RAISE(ABORT, 'assessment is an append-only audit trail: DELETE refused'); END""",
+)
+
+
+def _link_existing_rows() -> None:
+    """Give every decision recorded before the chain existed its link, in sequence order."""
+    assessment = sa.table(
+        "assessment",
+        sa.column("recorded_at", sa.DateTime(timezone=True)),
+        sa.column("id", sa.Uuid()),
+        *(sa.column(name) for name in ("seq", "subject_id", "site_id")),
+        *(sa.column(name) for name in ("classifier_name", "classifier_version", "classifier_digest")),
+        *(sa.column(name) for name in ("eligibility_status", "risk_group", "request_media_type")),
+        sa.column("request_sha256"),
+        sa.column("input", document),
+        sa.column("decision", document),
+        *(sa.column(name, type_) for name, type_ in _NEW_COLUMNS),
+    )
+    bind = op.get_bind()
+    head = ChainHead.empty()
+    rows = bind.execute(sa.select(assessment).order_by(assessment.c.seq)).mappings().all()
+    for seq, row in enumerate(rows, start=1):
+        values = {**row, "seq": seq, "prev_hash": head.hash, "client_id": LEGACY_CLIENT}
+        values["recorded_at"] = _aware(row["recorded_at"])
+        digest = record_hash(to_record(values))
+        bind.execute(
+            sa.update(assessment)
+            .where(assessment.c.seq == row["seq"])
+            .values(seq=seq, prev_hash=head.hash, hash=digest, client_id=LEGACY_CLIENT)
+        )
+        head = ChainHead(seq, digest, values["recorded_at"])
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive UTC; PostgreSQL an aware instant."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for name, type_ in _NEW_COLUMNS:
+        op.add_column("assessment", sa.Column(name, type_, nullable=True))
+    _link_existing_rows()
+    with op.batch_alter_table("assessment") as batch:
+        for name in ("prev_hash", "hash", "client_id"):
+            batch.alter_column(name, existing_type=sa.String(length=64), nullable=False)
+        batch.create_unique_constraint(op.f("uq_assessment_prev_hash"), ["prev_hash"])
+        batch.create_unique_constraint(op.f("uq_assessment_hash"), ["hash"])
+        batch.create_unique_constraint(op.f("uq_assessment_supersedes"), ["supersedes"])
+        batch.create_foreign_key("fk_assessment_supersedes_assessment", "assessment", ["supersedes"], ["id"])
+    if dialect == "postgresql":
+        # Sequence numbers are assigned by the chain (head + 1), never by a sequence that skips on rollback.
+        op.execute("ALTER TABLE assessment ALTER COLUMN seq DROP DEFAULT")
+        op.execute("DROP SEQUENCE IF EXISTS assessment_seq_seq")
+    op.create_table(
+        "idempotency_key",
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("assessment_id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assessment_id"],
+            ["assessment.id"],
+            name=op.f("fk_idempotency_key_assessment_id_assessment"),
+            deferrable=True,
+            initially="DEFERRED",
+        ),
+        sa.PrimaryKeyConstraint("client_id", "key", name=op.f("pk_idempotency_key")),
+    )
+    if dialect == "postgresql":
+        op.execute(PG_APPEND_ONLY)
+        op.execute(PG_ROLE)
+    else:
+        for statement in SQLITE_APPEND_ONLY:
+            op.execute(statement)
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        op.execute("DROP TRIGGER assessment_no_truncate ON assessment")
+        op.execute("DROP TRIGGER assessment_no_update_or_delete ON assessment")
+        op.execute("DROP FUNCTION assessment_append_only()")
+        op.execute(f"REVOKE ALL ON assessment FROM {APP_ROLE}")
+    else:
+        op.execute("DROP TRIGGER assessment_no_delete")
+        op.execute("DROP TRIGGER assessment_no_update")
+    op.drop_table("idempotency_key")
+    with op.batch_alter_table("assessment") as batch:
+        batch.drop_constraint("fk_assessment_supersedes_assessment", type_="foreignkey")
+        batch.drop_constraint(op.f("uq_assessment_supersedes"), type_="unique")
+        batch.drop_constraint(op.f("uq_assessment_hash"), type_="unique")
+        batch.drop_constraint(op.f("uq_assessment_prev_hash"), type_="unique")
+        for name, _ in reversed(_NEW_COLUMNS):
+            batch.drop_column(name)
+    if dialect == "postgresql":
+        op.execute("CREATE SEQUENCE assessment_seq_seq OWNED BY assessment.seq")
+        op.execute("SELECT setval('assessment_seq_seq', COALESCE(max(seq), 0) + 1, false) FROM assessment")
+        op.execute("ALTER TABLE assessment ALTER COLUMN seq SET DEFAULT nextval('assessment_seq_seq')")

@@ -1,9 +1,11 @@
 """The application factory: settings, engine, classifier registry and services, built once at start-up."""
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
@@ -14,10 +16,13 @@ from app.api.deps import Services
 from app.api.openapi import install_openapi
 from app.api.request_log import RequestLogMiddleware
 from app.api.routers import assessments, catalog, health
+from app.api.routers import audit as audit_routes
 from app.domain.classifiers.registry import load_registry
 from app.service.assessments import AssessmentService
+from app.service.audit import AuditService, CheckpointPublisher
+from app.service.checkpoints import CheckpointSigner, load_signing_key
 from app.service.readiness import ReadinessProbe
-from app.settings import Settings, get_settings
+from app.settings import Environment, Settings, get_settings
 from app.store.database import create_engine_for, create_session_factory
 from app.store.migrations import head_revisions
 from app.store.unit_of_work import UnitOfWork
@@ -41,19 +46,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = load_registry(settings.classifier_dir)
     for rejected in registry.rejected:
         logger.error("classifier %s@%s is not served: %s", rejected.name, rejected.version, rejected.reason)
+    signing_key = load_signing_key(
+        settings.signing_key_file, create=settings.environment is not Environment.PRODUCTION
+    )
     engine = create_engine_for(settings)
-    session_factory = create_session_factory(engine)
+    unit_of_work = partial(UnitOfWork, create_session_factory(engine))
+    audit = AuditService(unit_of_work, CheckpointSigner(signing_key))
     services = Services(
         registry=registry,
-        assessments=AssessmentService(registry, partial(UnitOfWork, session_factory)),
+        assessments=AssessmentService(
+            registry, unit_of_work, timedelta(hours=settings.idempotency_key_ttl_hours)
+        ),
+        audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
+        default_client_id=settings.client_id,
     )
+    publisher = CheckpointPublisher(audit, settings.checkpoint_file, settings.checkpoint_interval_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Objects alive after start-up never need collecting: keep them out of the collector's scans.
         gc.freeze()
+        publishing = (
+            asyncio.create_task(publisher.run(), name="audit-checkpoints")
+            if settings.checkpoint_interval_s > 0
+            else None
+        )
         yield
+        if publishing is not None:
+            publishing.cancel()
+            with suppress(asyncio.CancelledError):
+                await publishing
         await engine.dispose()
 
     app = FastAPI(
@@ -68,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)  # outermost: logs and tags every answer, 413s included
     app.include_router(assessments.router)
+    app.include_router(audit_routes.router)
     app.include_router(catalog.router)
     app.include_router(health.router)
     return app

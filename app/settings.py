@@ -29,6 +29,32 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("IL6_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
     )
+    database_role: str | None = Field(
+        default="il6_app",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL role the service acts as (SELECT and INSERT only on the audit trail); "
+        "unset to act as the connecting user.",
+    )
+    client_id: str = Field(
+        default="unidentified",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Who the audit trail names as caller when a request carries no X-Client-ID header.",
+    )
+    idempotency_key_ttl_hours: int = Field(
+        default=24, ge=24, le=24 * 365, description="How long an Idempotency-Key stays bound to its decision."
+    )
+    signing_key_file: Path = Field(
+        default=Path("var/audit-signing-key.pem"),
+        description="Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; created outside "
+        "production when missing.",
+    )
+    checkpoint_file: Path | None = Field(
+        default=Path("var/audit-checkpoints.jsonl"),
+        description="Signed checkpoints are appended here (one JSON object per line) and logged.",
+    )
+    checkpoint_interval_s: float = Field(
+        default=300, ge=0, le=86_400, description="Seconds between written checkpoints; 0 writes none."
+    )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)

@@ -4,11 +4,14 @@ All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker threa
 """
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Header, Request
 
+from app.api.schemas.common import IDENTIFIER_PATTERN
 from app.domain.classifiers.registry import ClassifierRegistry
-from app.service.assessments import AssessmentService
+from app.service.assessments import AssessmentService, Caller
+from app.service.audit import AuditService
 from app.service.readiness import ReadinessProbe
 
 
@@ -18,7 +21,9 @@ class Services:
 
     registry: ClassifierRegistry
     assessments: AssessmentService
+    audit: AuditService
     readiness: ReadinessProbe
+    default_client_id: str
 
 
 async def get_services(request: Request) -> Services:
@@ -34,3 +39,29 @@ async def get_assessments(request: Request) -> AssessmentService:
 async def get_registry(request: Request) -> ClassifierRegistry:
     services: Services = request.app.state.services
     return services.registry
+
+
+async def get_audit(request: Request) -> AuditService:
+    services: Services = request.app.state.services
+    return services.audit
+
+
+async def get_caller(
+    request: Request,
+    client_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Client-ID",
+            pattern=IDENTIFIER_PATTERN,
+            description="The calling system, as the audit trail should name it (the configured client "
+            "id when absent).",
+        ),
+    ] = None,
+) -> Caller:
+    """Who is asking, for the audit trail: the client and the request's X-Request-ID."""
+    services: Services = request.app.state.services
+    request_id = request.scope.get("state", {}).get("request_id")
+    return Caller(client_id or services.default_client_id, request_id)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -15,8 +15,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.classifiers.base import ClassifierDefinitionError
 from app.domain.errors import InvalidInput
-from app.service.assessments import InvalidCursor, ReplayUnavailable
+from app.service.assessments import (
+    AlreadySuperseded,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    ReplayUnavailable,
+    RequestInProgress,
+)
+from app.service.checkpoints import InvalidCheckpoint
 from app.service.errors import StoreUnavailable
+from app.store.repositories import AppendConflict
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +67,39 @@ STORE_UNAVAILABLE = ProblemType(
     "audit-store-unavailable",
     "Audit store unavailable",
     503,
-    "The decision could not be recorded, so none was given. Nothing was stored; retry later.",
+    "The audit store could not be reached or could not confirm the record, so no decision was given. "
+    "Retry after Retry-After seconds with the same Idempotency-Key: if the record was in fact committed, "
+    "the retry returns it instead of deciding twice.",
+)
+REQUEST_IN_PROGRESS = ProblemType(
+    "request-in-progress",
+    "Request in progress",
+    409,
+    "A request with the same Idempotency-Key is still being decided; retry after it completes.",
+)
+IDEMPOTENCY_KEY_REUSED = ProblemType(
+    "idempotency-key-reused",
+    "Idempotency-Key reused",
+    422,
+    "This Idempotency-Key was first sent with a different request; a new request needs a new key.",
+)
+ALREADY_SUPERSEDED = ProblemType(
+    "already-superseded",
+    "Already superseded",
+    409,
+    "The decision named in 'supersedes' was corrected already; correct the newest decision instead.",
+)
+APPEND_CONFLICT = ProblemType(
+    "append-conflict",
+    "Conflicting write",
+    409,
+    "A record written at the same moment conflicts with this one; nothing was recorded. Retry.",
+)
+INVALID_CHECKPOINT = ProblemType(
+    "invalid-checkpoint",
+    "Invalid checkpoint",
+    422,
+    "A checkpoint is malformed or its signature does not verify under this service's key.",
 )
 REPLAY_UNAVAILABLE = ProblemType(
     "replay-unavailable",
@@ -85,6 +125,11 @@ PROBLEM_TYPES = {
         PAYLOAD_TOO_LARGE,
         BAD_REQUEST,
         STORE_UNAVAILABLE,
+        REQUEST_IN_PROGRESS,
+        IDEMPOTENCY_KEY_REUSED,
+        ALREADY_SUPERSEDED,
+        APPEND_CONFLICT,
+        INVALID_CHECKPOINT,
         REPLAY_UNAVAILABLE,
         NOT_READY,
         INTERNAL,
@@ -217,6 +262,31 @@ async def _replay_unavailable(_request: Request, exc: Exception) -> ProblemRespo
     return problem_response(REPLAY_UNAVAILABLE, detail=str(exc))
 
 
+async def _request_in_progress(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(REQUEST_IN_PROGRESS, detail=str(exc), headers={"Retry-After": "1"})
+
+
+async def _idempotency_key_reused(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(
+        IDEMPOTENCY_KEY_REUSED,
+        detail=str(exc),
+        errors=[FieldError(detail=str(exc), parameter="Idempotency-Key")],
+    )
+
+
+async def _already_superseded(_request: Request, exc: Exception) -> ProblemResponse:
+    successor = cast(AlreadySuperseded, exc).successor
+    return problem_response(ALREADY_SUPERSEDED, detail=f"It was superseded by assessment {successor}.")
+
+
+async def _append_conflict(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(APPEND_CONFLICT, detail=str(exc), headers={"Retry-After": "1"})
+
+
+async def _invalid_checkpoint(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(INVALID_CHECKPOINT, detail=str(exc))
+
+
 async def _classifier_definition(_request: Request, exc: Exception) -> ProblemResponse:
     logger.error("classifier definition error: %s", exc)
     return problem_response(INTERNAL, detail="A classifier definition failed a check.")
@@ -235,4 +305,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(ReplayUnavailable, _replay_unavailable)
+    app.add_exception_handler(RequestInProgress, _request_in_progress)
+    app.add_exception_handler(IdempotencyKeyReused, _idempotency_key_reused)
+    app.add_exception_handler(AlreadySuperseded, _already_superseded)
+    app.add_exception_handler(AppendConflict, _append_conflict)
+    app.add_exception_handler(InvalidCheckpoint, _invalid_checkpoint)
     app.add_exception_handler(ClassifierDefinitionError, _classifier_definition)

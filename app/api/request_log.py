@@ -38,6 +38,7 @@ class RequestLogMiddleware:
             return
         supplied = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
         request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()  # the audit trail records it
         started = time.perf_counter()
         status = 0
 

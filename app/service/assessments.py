@@ -6,10 +6,13 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import rfc8785
+
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
+from app.domain.errors import InvalidInput
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen
 from app.service.documents import (
@@ -19,8 +22,8 @@ from app.service.documents import (
     submission_from_input,
 )
 from app.store.models import Assessment
-from app.store.repositories import NewAssessment
-from app.store.unit_of_work import UnitOfWork
+from app.store.repositories import NewAssessment, StoredAssessment
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 
 MAX_SEQ = 2**63 - 1
 """The largest sequence number a BIGINT holds."""
@@ -34,29 +37,81 @@ class ReplayUnavailable(Exception):
     """The version that made a decision is not servable as recorded, so it cannot be replayed."""
 
 
+class RequestInProgress(Exception):
+    """A request with the same Idempotency-Key is still being decided."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was first used with a different request."""
+
+
+class AlreadySuperseded(Exception):
+    """The decision a correction names has been corrected already; correct the newest one."""
+
+    def __init__(self, successor: uuid.UUID) -> None:
+        super().__init__("this decision has already been superseded")
+        self.successor = successor
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked: the client the audit trail names, and the request's id."""
+
+    client_id: str
+    request_id: str | None
+
+
 @dataclass(frozen=True)
 class RecordedAssessment:
-    """A decision as the audit store holds it."""
+    """A decision as the audit store holds it, with its link in the chain (the caller's receipt)."""
 
     id: uuid.UUID
     seq: int
+    prev_hash: str
+    hash: str
+    client_id: str
+    request_id: str | None
+    idempotency_key: str | None
     subject_id: str
     site_id: str | None
     recorded_at: datetime
     input: dict[str, Any]
     decision: dict[str, Any]
+    supersedes: uuid.UUID | None
+    correction_reason: str | None
+    superseded_by: uuid.UUID | None
 
     @classmethod
-    def from_row(cls, row: Assessment) -> "RecordedAssessment":
+    def from_row(cls, row: Assessment, superseded_by: uuid.UUID | None = None) -> "RecordedAssessment":
         return cls(
             id=row.id,
             seq=row.seq,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+            client_id=row.client_id,
+            request_id=row.request_id,
+            idempotency_key=row.idempotency_key,
             subject_id=row.subject_id,
             site_id=row.site_id,
             recorded_at=row.recorded_at,
             input=row.input,
             decision=row.decision,
+            supersedes=row.supersedes,
+            correction_reason=row.correction_reason,
+            superseded_by=superseded_by,
         )
+
+    @classmethod
+    def from_stored(cls, stored: StoredAssessment) -> "RecordedAssessment":
+        return cls.from_row(stored.row, stored.superseded_by)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decision, and whether it was made earlier by a request with the same Idempotency-Key."""
+
+    recorded: RecordedAssessment
+    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -72,13 +127,43 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Change:
+    field: str
+    recorded: Any
+    replayed: Any
+
+
+@dataclass(frozen=True)
 class Replay:
     original: RecordedAssessment
     replayed: dict[str, Any]
+    changes: tuple[Change, ...]
 
     @property
     def matches(self) -> bool:
-        return self.replayed == self.original.decision
+        return not self.changes
+
+
+def _changes(recorded: Any, replayed: Any, path: str = "") -> list[Change]:
+    """Every leaf that differs between two decision documents, by dotted path; the classifier aside."""
+    if isinstance(recorded, dict) and isinstance(replayed, dict):
+        changes: list[Change] = []
+        for key in sorted(recorded.keys() | replayed.keys()):
+            if not path and key == "classifier":
+                continue
+            changes += _changes(recorded.get(key), replayed.get(key), f"{path}.{key}" if path else key)
+        return changes
+    return [] if recorded == replayed else [Change(path, recorded, replayed)]
+
+
+def fingerprint(submission: Submission) -> str:
+    """What an Idempotency-Key is bound to: the request's meaning (its normalised input), not its bytes."""
+    document = {
+        "input": input_document(submission),
+        "supersedes": None if submission.supersedes is None else str(submission.supersedes),
+        "correction_reason": submission.correction_reason,
+    }
+    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
 
 
 def _encode_cursor(seq: int) -> str:
@@ -97,9 +182,15 @@ def _decode_cursor(cursor: str) -> int:
 
 
 class AssessmentService:
-    def __init__(self, registry: ClassifierRegistry, unit_of_work: Callable[[], UnitOfWork]) -> None:
+    def __init__(
+        self,
+        registry: ClassifierRegistry,
+        unit_of_work: Callable[[], UnitOfWork],
+        idempotency_ttl: timedelta = timedelta(hours=24),
+    ) -> None:
         self._registry = registry
         self._unit_of_work = unit_of_work
+        self._idempotency_ttl = idempotency_ttl
 
     def _decide(self, submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
         assay = version.definition.assay(submission.assay)
@@ -107,56 +198,116 @@ class AssessmentService:
         specimen = Specimen(submission.specimen_type, submission.collected_at)
         return decision_document(version.classifier.decide(measurement, specimen), version)
 
-    async def decide(self, submission: Submission, raw: RawRequest) -> RecordedAssessment:
-        """Decide on one result and record it; the decision exists only once the record is committed."""
+    async def decide(
+        self,
+        submission: Submission,
+        raw: RawRequest,
+        caller: Caller,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Decide on one result and record it; the decision exists only once the record is committed.
+
+        With an Idempotency-Key, the key's claim, the decision's audit record and the key's binding to it
+        commit together: a retry gets the decision the key first made, and writes nothing.
+        """
         version = self._registry.resolve(submission.classifier)
         decision = self._decide(submission, version)
+        new = NewAssessment(
+            id=uuid.uuid4(),
+            client_id=caller.client_id,
+            request_id=caller.request_id,
+            idempotency_key=idempotency_key,
+            subject_id=submission.subject_id,
+            site_id=submission.site_id,
+            classifier_name=version.definition.name,
+            classifier_version=version.definition.version,
+            classifier_digest=version.digest,
+            eligibility_status=decision["eligibility"]["status"],
+            risk_group=decision["risk"]["group"],
+            request_media_type=raw.media_type,
+            request_sha256=hashlib.sha256(raw.body).hexdigest(),
+            request_body=raw.body.decode("utf-8"),
+            input=input_document(submission),
+            decision=decision,
+            supersedes=submission.supersedes,
+            correction_reason=submission.correction_reason,
+        )
         async with self._unit_of_work() as uow:
-            row = await uow.assessments.add(
-                NewAssessment(
-                    id=uuid.uuid4(),
-                    subject_id=submission.subject_id,
-                    site_id=submission.site_id,
-                    classifier_name=version.definition.name,
-                    classifier_version=version.definition.version,
-                    classifier_digest=version.digest,
-                    eligibility_status=decision["eligibility"]["status"],
-                    risk_group=decision["risk"]["group"],
-                    request_media_type=raw.media_type,
-                    request_sha256=hashlib.sha256(raw.body).hexdigest(),
-                    request_body=raw.body.decode("utf-8"),
-                    input=input_document(submission),
-                    decision=decision,
-                )
-            )
-            recorded = RecordedAssessment.from_row(row)
+            if idempotency_key is not None:
+                earlier = await self._claim(uow, caller.client_id, idempotency_key, submission, new.id)
+                if earlier is not None:
+                    return Outcome(earlier, replayed=True)
+            if submission.supersedes is not None:
+                await self._check_correction(uow, submission, submission.supersedes)
+            row = await uow.assessments.append(new)
             await uow.commit()
-        return recorded
+        return Outcome(RecordedAssessment.from_row(row), replayed=False)
+
+    async def _claim(
+        self, uow: UnitOfWork, client_id: str, key: str, submission: Submission, decision_id: uuid.UUID
+    ) -> RecordedAssessment | None:
+        """Bind the key to the decision about to be made, or return the decision it already made."""
+        if not await uow.idempotency.try_lock(client_id, key):
+            raise RequestInProgress("a request with this Idempotency-Key is still being decided")
+        bound_to = fingerprint(submission)
+        claimed = await uow.idempotency.get(client_id, key)
+        if claimed is not None and claimed.created_at + self._idempotency_ttl <= datetime.now(UTC):
+            await uow.idempotency.forget(client_id, key)
+            claimed = None
+        if claimed is None:
+            await uow.idempotency.add(client_id, key, bound_to, decision_id)
+            return None
+        if claimed.fingerprint != bound_to:
+            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+        earlier = await uow.assessments.get(claimed.assessment_id)
+        if earlier is None:  # the foreign key makes this impossible; never answer without the record
+            raise StoreUnavailable("the decision bound to this Idempotency-Key could not be read")
+        return RecordedAssessment.from_stored(earlier)
+
+    @staticmethod
+    async def _check_correction(uow: UnitOfWork, submission: Submission, supersedes: uuid.UUID) -> None:
+        target = await uow.assessments.get(supersedes)
+        if target is None:
+            raise InvalidInput("/supersedes", "No assessment with this id.")
+        if target.row.subject_id != submission.subject_id:
+            raise InvalidInput("/supersedes", "A correction must be for the same subject.")
+        if target.superseded_by is not None:
+            raise AlreadySuperseded(target.superseded_by)
 
     async def get(self, assessment_id: uuid.UUID) -> RecordedAssessment | None:
         async with self._unit_of_work() as uow:
-            row = await uow.assessments.get(assessment_id)
-            return None if row is None else RecordedAssessment.from_row(row)
+            stored = await uow.assessments.get(assessment_id)
+            return None if stored is None else RecordedAssessment.from_stored(stored)
 
     async def list_for_subject(self, subject_id: str, *, limit: int, cursor: str | None) -> Page:
         """A subject's decisions, newest first; ``next_cursor`` continues where this page ends."""
         before = None if cursor is None else _decode_cursor(cursor)
         async with self._unit_of_work() as uow:
             rows = await uow.assessments.list_for_subject(subject_id, limit=limit + 1, before_seq=before)
-            items = [RecordedAssessment.from_row(row) for row in rows[:limit]]
+            items = [RecordedAssessment.from_stored(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(items[-1].seq) if len(rows) > limit else None
         return Page(items, next_cursor)
 
-    async def replay(self, assessment_id: uuid.UUID) -> Replay | None:
-        """Decide a recorded input again under the version that decided it, verified by its digest."""
+    async def replay(self, assessment_id: uuid.UUID, classifier: str | None = None) -> Replay | None:
+        """Decide a recorded input again and compare; records nothing.
+
+        Without ``classifier``: under the version that decided, verified by its recorded digest, which
+        must reproduce the decision exactly. With one: under that version, to see what it would change.
+        """
         original = await self.get(assessment_id)
         if original is None:
             return None
-        recorded = original.decision["classifier"]
-        version = self._registry.get(recorded["name"], recorded["version"])
-        if version is None or version.digest != recorded["digest"]:
-            raise ReplayUnavailable(
-                "the classifier version that made this decision is not loaded with its recorded digest"
-            )
-        submission = submission_from_input(original.input)
-        return Replay(original, self._decide(submission, version))
+        if classifier is None:
+            recorded = original.decision["classifier"]
+            version = self._registry.get(recorded["name"], recorded["version"])
+            if version is None or version.digest != recorded["digest"]:
+                raise ReplayUnavailable(
+                    "the classifier version that made this decision is not loaded with its recorded digest"
+                )
+        else:
+            version = self._registry.resolve(classifier)
+        replayed = self._decide(submission_from_input(original.input), version)
+        changes = _changes(original.decision, replayed)
+        if classifier is None and replayed["classifier"] != original.decision["classifier"]:
+            changes.append(Change("classifier", original.decision["classifier"], replayed["classifier"]))
+        return Replay(original, replayed, tuple(changes))

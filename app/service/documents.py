@@ -4,6 +4,7 @@ Numbers are written as decimal strings so that what is stored is exactly what wa
 backend, and so that a stored input can be decided again (replay) to the same output.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,8 @@ class Submission:
     specimen_type: SpecimenType
     collected_at: datetime
     classifier: str | None = None
+    supersedes: uuid.UUID | None = None
+    correction_reason: str | None = None
 
 
 def decimal_text(value: Decimal) -> str:

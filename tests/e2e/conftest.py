@@ -43,6 +43,12 @@ class Backend:
     name: str
     database_url: str
     environment: str
+    state_dir: Path
+    """Holds the audit signing key and the checkpoint log."""
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.state_dir / "audit-signing-key.pem"
 
     def process_environment(self) -> dict[str, str]:
         """The inherited environment without any IL6_* or DATABASE_URL setting, then this backend's."""
@@ -55,6 +61,8 @@ class Backend:
             **inherited,
             "DATABASE_URL": self.database_url,
             "IL6_ENVIRONMENT": self.environment,
+            "IL6_SIGNING_KEY_FILE": str(self.signing_key_file),
+            "IL6_CHECKPOINT_FILE": str(self.state_dir / "audit-checkpoints.jsonl"),
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -104,13 +112,28 @@ def fresh_postgresql_database() -> Iterator[str]:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Each supported backend, empty: a SQLite file in tmp_path, or a fresh PostgreSQL database.
 
-    PostgreSQL runs as docker-compose runs it (IL6_ENVIRONMENT=production); SQLite cannot be production.
+    PostgreSQL runs in production mode, with a signing key provisioned beforehand by ``il6 audit keygen``
+    (production never creates one); SQLite cannot be production, and creates its key on first start.
     """
     if request.param == "sqlite":
-        yield Backend("sqlite", f"sqlite:///{tmp_path / 'il6.sqlite3'}", "test")
+        yield Backend("sqlite", f"sqlite:///{tmp_path / 'il6.sqlite3'}", "test", tmp_path)
         return
     with fresh_postgresql_database() as url:
-        yield Backend("postgresql", url, "production")
+        yield production_backend(url, tmp_path)
+
+
+def production_backend(database_url: str, state_dir: Path) -> Backend:
+    """A production-mode backend whose signing key was made beforehand, as an operator would."""
+    backend = Backend("postgresql", database_url, "production", state_dir)
+    keygen = subprocess.run(
+        [str(IL6), "audit", "keygen", "--output", str(backend.signing_key_file)],
+        capture_output=True,
+        text=True,
+        timeout=MIGRATE_TIMEOUT_S,
+        check=False,
+    )
+    assert keygen.returncode == 0, keygen.stderr
+    return backend
 
 
 @pytest.fixture

@@ -19,7 +19,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.store.migrations import PROJECT_ROOT
-from tests.e2e.conftest import Backend, Server, fresh_postgresql_database, migrate, running_server
+from tests.e2e.conftest import (
+    Server,
+    fresh_postgresql_database,
+    migrate,
+    production_backend,
+    running_server,
+)
 
 schema = schemathesis.openapi.from_path(PROJECT_ROOT / "openapi" / "openapi.json")
 CHECKS: list[CheckFunction] = [
@@ -34,7 +40,7 @@ CHECKS: list[CheckFunction] = [
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir: Path = tmp_path_factory.mktemp("fuzz")
     with fresh_postgresql_database() as url:
-        backend = Backend("postgresql", url, "production")
+        backend = production_backend(url, workdir)
         migrate(backend, workdir)
         with running_server(backend, workdir, workdir) as server:
             server.wait_ready()

@@ -65,7 +65,7 @@ def test_migrated_server_decides_over_http_and_stops_cleanly(
 def test_server_is_not_ready_on_an_unmigrated_database(workdir: Path, tmp_path: Path) -> None:
     database = tmp_path / "unmigrated.sqlite3"
     database.touch()
-    backend = Backend("sqlite", f"sqlite:///{database}", "test")
+    backend = Backend("sqlite", f"sqlite:///{database}", "test", tmp_path)
 
     with running_server(backend, workdir, tmp_path) as server:
         server.wait_for("/healthz", lambda response: response.status_code == 200)

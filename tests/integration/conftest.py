@@ -2,13 +2,14 @@
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from app.main import create_app
 from app.settings import Environment, Settings
@@ -56,6 +57,28 @@ def db(database_url: str) -> Iterator[Engine]:
     engine = create_engine(sync_url)
     yield engine
     engine.dispose()
+
+
+@contextmanager
+def behind_the_service(db: Engine) -> Iterator[Connection]:
+    """A transaction as the database owner with the append-only guard lifted, to tamper as an owner can.
+
+    PostgreSQL: a superuser's ``session_replication_role = replica`` skips the guard's triggers for this
+    transaction only. SQLite: the guard's triggers are dropped and made again in the same transaction.
+    """
+    with db.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+            yield connection
+            return
+        triggers = connection.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'assessment'")
+        ).all()
+        for name, _ in triggers:
+            connection.execute(text(f'DROP TRIGGER "{name}"'))
+        yield connection
+        for _, statement in triggers:
+            connection.execute(text(statement))
 
 
 def count_rows(db: Engine, subject_id: str | None = None) -> int:

@@ -170,7 +170,7 @@ async def test_subject_listing_refuses_a_malformed_subject(client: httpx.AsyncCl
 async def test_replay_reproduces_the_recorded_decision(client: httpx.AsyncClient) -> None:
     created = await post_json(client, assessment_body(value=17.85, comparator=None))
 
-    replay = await client.get(f"{created.headers['location']}/replay")
+    replay = await client.post(f"{created.headers['location']}/replay")
 
     assert replay.status_code == 200
     assert replay.json()["matches"] is True
@@ -180,6 +180,6 @@ async def test_replay_reproduces_the_recorded_decision(client: httpx.AsyncClient
 
 
 async def test_replay_of_unknown_assessment_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.get(f"/v1/assessments/{uuid.uuid4()}/replay")
+    response = await client.post(f"/v1/assessments/{uuid.uuid4()}/replay")
 
     assert response.status_code == 404

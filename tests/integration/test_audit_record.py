@@ -15,7 +15,7 @@ from app.domain.classifiers.registry import bundled_definitions
 from app.settings import Environment, Settings
 from app.store.models import Assessment
 from tests.factories import assessment_body
-from tests.integration.conftest import app_client
+from tests.integration.conftest import app_client, behind_the_service
 
 
 async def test_row_holds_the_normalised_input_and_the_decision_stamped_by_the_database(
@@ -82,7 +82,7 @@ async def test_replay_reports_a_record_that_no_longer_matches(client: httpx.Asyn
     )
     assert created.status_code == 201
     # The database owner changes the recorded answer behind the service's back.
-    with db.begin() as connection:
+    with behind_the_service(db) as connection:
         decision = connection.execute(
             select(Assessment.decision).where(Assessment.subject_id == body["subject_id"])
         ).scalar_one()
@@ -91,7 +91,7 @@ async def test_replay_reports_a_record_that_no_longer_matches(client: httpx.Asyn
             update(Assessment).where(Assessment.subject_id == body["subject_id"]).values(decision=decision)
         )
 
-    replay = await client.get(f"{created.headers['location']}/replay")
+    replay = await client.post(f"{created.headers['location']}/replay")
 
     assert replay.status_code == 200
     assert replay.json()["matches"] is False
@@ -124,7 +124,7 @@ async def test_replay_refuses_when_the_version_is_not_loaded_with_its_recorded_d
     )
 
     async for other in app_client(settings):
-        replay = await other.get(f"{created.headers['location']}/replay")
+        replay = await other.post(f"{created.headers['location']}/replay")
 
         assert replay.status_code == 409
         assert replay.headers["content-type"] == "application/problem+json"

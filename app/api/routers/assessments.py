@@ -3,14 +3,15 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 
-from app.api.deps import get_assessments
+from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, require_json
 from app.api.problems import (
     NOT_FOUND,
     PAYLOAD_TOO_LARGE,
     REPLAY_UNAVAILABLE,
+    REQUEST_IN_PROGRESS,
     STORE_UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION,
@@ -20,13 +21,19 @@ from app.api.schemas.assessments import (
     AssessmentIn,
     AssessmentOut,
     AssessmentPage,
+    ChangeOut,
     DecisionOut,
+    ReplayIn,
     ReplayOut,
 )
 from app.api.schemas.common import IDENTIFIER_PATTERN
 from app.service.assessments import AssessmentService, RawRequest
 
 CLASSIFIER_HEADER = "Classifier-Version"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r'^(?:"[\x21\x23-\x5b\x5d-\x7e]{1,255}"|[\x21\x23-\x5b\x5d-\x7e]{1,255})$'
+"""Visible ASCII without quote or backslash, 1 to 255 characters, bare or as a quoted sf-string."""
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 router = APIRouter(prefix="/v1", tags=["assessments"], route_class=ExactJSONRoute)
 Service = Annotated[AssessmentService, Depends(get_assessments)]
@@ -39,26 +46,56 @@ Service = Annotated[AssessmentService, Depends(get_assessments)]
     dependencies=[Depends(require_json)],
     responses={
         201: {
-            "description": "The decision, recorded in the audit store before this answer was sent.",
+            "description": "The decision, recorded in the audit store before this answer was sent; or, "
+            "for a retry with the same Idempotency-Key, the decision that key first made.",
             "headers": {
                 "Location": {"description": "The decision's URL.", "schema": {"type": "string"}},
                 CLASSIFIER_HEADER: {
                     "description": "The classifier version that decided, as name@version.",
                     "schema": {"type": "string"},
                 },
+                REPLAYED_HEADER: {
+                    "description": "'true' when an earlier request with the same Idempotency-Key made "
+                    "this decision and nothing new was recorded.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
             },
         },
-        **responses(VALIDATION, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, STORE_UNAVAILABLE),
+        **responses(
+            VALIDATION,
+            REQUEST_IN_PROGRESS,
+            PAYLOAD_TOO_LARGE,
+            UNSUPPORTED_MEDIA_TYPE,
+            STORE_UNAVAILABLE,
+        ),
     },
 )
 async def create_assessment(
-    body: AssessmentIn, request: Request, response: Response, service: Service
+    body: AssessmentIn,
+    request: Request,
+    response: Response,
+    service: Service,
+    caller: CallerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="A unique key per logical request (a UUID, say), optionally quoted as the IETF "
+            "draft's sf-string. A retry with the same key and body returns the first decision and "
+            "records nothing; the same key with a different body is 422; while the first request is "
+            "still running, 409. Keys are per client and kept at least 24 hours.",
+        ),
+    ] = None,
 ) -> AssessmentOut:
     """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
     raw = RawRequest(body=await request.body(), media_type=JSON_MEDIA_TYPE)
-    recorded = await service.decide(body.to_submission(), raw)
-    out = AssessmentOut.from_record(recorded)
+    key = None if idempotency_key is None else idempotency_key.strip('"')
+    outcome = await service.decide(body.to_submission(), raw, caller, key)
+    out = AssessmentOut.from_record(outcome.recorded)
     response.headers["Location"] = f"/v1/assessments/{out.id}"
+    if outcome.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     _name_classifier(response, out)
     return out
 
@@ -82,18 +119,22 @@ async def get_assessment(assessment_id: uuid.UUID, response: Response, service: 
     return out
 
 
-@router.get(
+@router.post(
     "/assessments/{assessment_id}/replay",
     response_model=ReplayOut,
     responses=responses(NOT_FOUND, VALIDATION, REPLAY_UNAVAILABLE, STORE_UNAVAILABLE),
 )
-async def replay_assessment(assessment_id: uuid.UUID, service: Service) -> ReplayOut:
-    """Decide a recorded input again under its own classifier version and compare; records nothing."""
-    replay = await service.replay(assessment_id)
+async def replay_assessment(
+    assessment_id: uuid.UUID, service: Service, body: ReplayIn | None = None
+) -> ReplayOut:
+    """Decide a recorded input again and compare: under its own classifier version (which must reproduce
+    it), or under another version to see what would change. Records nothing."""
+    replay = await service.replay(assessment_id, None if body is None else body.classifier)
     if replay is None:
         raise HTTPException(404, "No assessment with this id.")
     return ReplayOut(
         matches=replay.matches,
+        changes=[ChangeOut(field=c.field, recorded=c.recorded, replayed=c.replayed) for c in replay.changes],
         recorded=AssessmentOut.from_record(replay.original),
         replayed=DecisionOut.model_validate(replay.replayed),
     )

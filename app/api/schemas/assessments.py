@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,7 @@ from app.api.schemas.common import (
     UnitCode,
 )
 from app.domain.eligibility import EligibilityStatus
+from app.domain.errors import InvalidInput
 from app.domain.il6 import Comparator
 from app.domain.reasons import ReasonCode
 from app.domain.risk import RiskGroup
@@ -73,8 +75,19 @@ class AssessmentIn(BaseModel):
         description="Pin a version ('il6-enrichment@1.0.0') or a name (its active version); "
         "absent: the active version of the default classifier.",
     )
+    supersedes: uuid.UUID | None = Field(
+        None,
+        description="For a corrected result: the id of the subject's decision this one replaces. The "
+        "earlier decision stays recorded, marked superseded. Requires correction_reason.",
+    )
+    correction_reason: str | None = Field(
+        None, min_length=1, max_length=1000, description="Why the earlier result was corrected."
+    )
 
     def to_submission(self) -> Submission:
+        if (self.supersedes is None) != (self.correction_reason is None):
+            missing = "/correction_reason" if self.correction_reason is None else "/supersedes"
+            raise InvalidInput(missing, "A correction names both supersedes and correction_reason.")
         return Submission(
             subject_id=self.subject_id,
             site_id=self.site_id,
@@ -85,6 +98,8 @@ class AssessmentIn(BaseModel):
             specimen_type=self.specimen.type,
             collected_at=self.specimen.collected_at,
             classifier=self.classifier,
+            supersedes=self.supersedes,
+            correction_reason=self.correction_reason,
         )
 
 
@@ -132,6 +147,17 @@ class DecisionOut(BaseModel):
     classifier: ClassifierRef
 
 
+class AuditReceipt(BaseModel):
+    """The decision's place in the audit chain: keep it to prove later what was recorded."""
+
+    seq: int = Field(description="The record's sequence number in the audit chain.")
+    hash: str = Field(description="SHA-256 of the record's canonical form (see docs/audit.md).")
+    prev_hash: str = Field(description="The hash of the record before it.")
+    client_id: str = Field(description="The client the record names as caller.")
+    request_id: str | None = Field(description="The X-Request-ID of the request that made the decision.")
+    idempotency_key: str | None
+
+
 class AssessmentOut(BaseModel):
     """A recorded eligibility and risk decision."""
 
@@ -144,6 +170,12 @@ class AssessmentOut(BaseModel):
     risk: RiskOut
     il6: IL6Out
     classifier: ClassifierRef
+    supersedes: uuid.UUID | None = Field(description="The earlier decision this correction replaces.")
+    correction_reason: str | None
+    superseded_by: uuid.UUID | None = Field(
+        description="The correction that replaced this decision; null while it stands."
+    )
+    audit: AuditReceipt
 
     @classmethod
     def from_record(cls, record: RecordedAssessment) -> "AssessmentOut":
@@ -155,6 +187,17 @@ class AssessmentOut(BaseModel):
                 "recorded_at": record.recorded_at,
                 "specimen": record.input["specimen"],
                 **record.decision,
+                "supersedes": record.supersedes,
+                "correction_reason": record.correction_reason,
+                "superseded_by": record.superseded_by,
+                "audit": {
+                    "seq": record.seq,
+                    "hash": record.hash,
+                    "prev_hash": record.prev_hash,
+                    "client_id": record.client_id,
+                    "request_id": record.request_id,
+                    "idempotency_key": record.idempotency_key,
+                },
             }
         )
 
@@ -166,9 +209,27 @@ class AssessmentPage(BaseModel):
     )
 
 
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    classifier: str | None = Field(
+        None,
+        pattern=CLASSIFIER_PIN,
+        description="Replay under this version (or a name's active version) to see what it would change; "
+        "absent: under the version that decided, which must reproduce the decision exactly.",
+    )
+
+
+class ChangeOut(BaseModel):
+    field: str = Field(description="Dotted path in the decision, e.g. 'eligibility.status'.")
+    recorded: Any
+    replayed: Any
+
+
 class ReplayOut(BaseModel):
-    """A recorded decision decided again under the classifier version that made it."""
+    """A recorded decision decided again, and what differs."""
 
     matches: bool = Field(description="True when the replayed decision equals the recorded one.")
+    changes: list[ChangeOut] = Field(description="Every field that differs; empty when matches.")
     recorded: AssessmentOut
     replayed: DecisionOut

@@ -1,0 +1,150 @@
+"""Reading the audit trail back: verifying the chain, signing checkpoints, exporting records."""
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from app.domain.audit import Break, BrokenLink, ChainHead, ChainVerifier, Verification, to_record
+from app.service.checkpoints import CheckpointSigner, SignedCheckpoint
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """Which records to export: a sequence range and/or a half-open time range [from_time, to_time)."""
+
+    from_seq: int = 1
+    to_seq: int | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+
+
+def export_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as exported: the hashed fields, then its hash and the request body it covers."""
+    return {**to_record(row), "hash": row["hash"], "request_body": row["request_body"]}
+
+
+class AuditService:
+    def __init__(
+        self, unit_of_work: Callable[[], UnitOfWork], signer: CheckpointSigner, batch_size: int = 2000
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self.signer = signer
+        self._batch_size = batch_size
+
+    async def head(self) -> tuple[datetime, ChainHead]:
+        async with self._unit_of_work() as uow:
+            return await uow.assessments.head()
+
+    async def checkpoint(self) -> SignedCheckpoint:
+        """The chain head now, signed: keep it outside the database to check the chain against later."""
+        now, head = await self.head()
+        return self.signer.sign(head.seq, head.hash, now)
+
+    async def verify(
+        self,
+        *,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        checkpoints: Sequence[SignedCheckpoint] = (),
+    ) -> Verification:
+        """Check the chain (or a range of it) record by record, and against signed checkpoints.
+
+        Each checkpoint's signature must verify under this service's key (InvalidCheckpoint otherwise);
+        a checkpoint inside the range must match the record it names, one beyond the chain's end shows a
+        cut tail. Stops at the first broken link.
+        """
+        for checkpoint in checkpoints:
+            checkpoint.verify(self.signer.public_key)
+        links = [
+            checkpoint.link
+            for checkpoint in checkpoints
+            if checkpoint.seq >= max(from_seq, 1) and (to_seq is None or checkpoint.seq <= to_seq)
+        ]
+        async with self._unit_of_work() as uow:
+            after = await uow.assessments.link_before(from_seq)
+            if after is None:
+                missing = BrokenLink(from_seq - 1, Break.SEQUENCE_GAP, str(from_seq - 1), "absent")
+                return Verification(0, None, None, None, missing)
+            verifier = ChainVerifier(after, links)
+            async for batch in uow.assessments.chain(
+                from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size
+            ):
+                rows = cast(Sequence[Mapping[str, Any]], batch)
+                if not all(verifier.feed(to_record(row), row["hash"], row["request_body"]) for row in rows):
+                    break
+        return verifier.finish()
+
+    async def export(self, bounds: ExportRange) -> AsyncIterator[dict[str, Any]]:
+        """Records in sequence order, up to the head as it is now (read here, so that an unreachable
+        store fails before any record is streamed)."""
+        _, head = await self.head()
+        to_seq = head.seq if bounds.to_seq is None else min(bounds.to_seq, head.seq)
+        return self._records(bounds, to_seq)
+
+    async def _records(self, bounds: ExportRange, to_seq: int) -> AsyncIterator[dict[str, Any]]:
+        """Each batch is read in its own short transaction: a long export holds no connection meanwhile."""
+        after = bounds.from_seq - 1
+        while after < to_seq:
+            async with self._unit_of_work() as uow:
+                batches = uow.assessments.chain(
+                    from_seq=after + 1,
+                    to_seq=to_seq,
+                    from_time=bounds.from_time,
+                    to_time=bounds.to_time,
+                    batch_size=self._batch_size,
+                )
+                batch = await anext(batches, None)
+                await batches.aclose()
+            if batch is None:
+                return
+            for row in cast(Sequence[Mapping[str, Any]], batch):
+                yield export_record(row)
+            after = batch[-1]["seq"]
+
+
+class CheckpointPublisher:
+    """Writes a signed checkpoint every ``interval_s`` seconds, when the chain has grown since the last:
+    appended as one JSON line to ``path`` (when set) and logged, so copies live outside the database."""
+
+    def __init__(self, audit: AuditService, path: Path | None, interval_s: float) -> None:
+        self._audit = audit
+        self._path = path
+        self._interval_s = interval_s
+        self._last_seq: int | None = None
+
+    async def publish(self) -> SignedCheckpoint | None:
+        """Sign the head and write it out, unless it is the head last written; None then."""
+        checkpoint = await self._audit.checkpoint()
+        if checkpoint.seq == self._last_seq:
+            return None
+        line = json.dumps(checkpoint.document(), separators=(",", ":")) + "\n"
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # One write to a file opened O_APPEND: lines from several processes never interleave.
+            descriptor = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(descriptor, line.encode("utf-8"))
+            finally:
+                os.close(descriptor)
+        logger.info("audit checkpoint %s", line.rstrip())
+        self._last_seq = checkpoint.seq
+        return checkpoint
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.publish()
+            except StoreUnavailable:
+                logger.warning("audit checkpoint skipped: the audit store is unavailable")
+            except OSError as error:
+                logger.error("audit checkpoint not written: %s", type(error).__name__)

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest openapi migrate format clean
+.PHONY: run test lint typecheck pytest openapi migrate format bench clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: lint typecheck pytest
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# A benchmark, not a test: needs PostgreSQL (TEST_POSTGRES_ADMIN_URL) and uses wrk when installed.
+bench: $(STAMP)
+	$(BIN)/python bench/audit_appends.py
 
 openapi: $(STAMP)
 	$(BIN)/il6 openapi --output openapi/openapi.json

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         default=None, description="A classifier registry directory; the bundled one when unset."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_role", "checkpoint_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """An empty variable (IL6_DATABASE_ROLE=) switches the feature off."""
+        return None if value == "" else value
 
     @property
     def is_sqlite(self) -> bool:

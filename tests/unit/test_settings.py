@@ -39,3 +39,25 @@ def test_development_may_use_the_placeholder() -> None:
 def test_log_level_must_be_a_level() -> None:
     with pytest.raises(ValidationError):
         Settings(log_level="LOUD")  # type: ignore[arg-type]
+
+
+def test_an_empty_role_or_checkpoint_file_switches_them_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IL6_DATABASE_ROLE", "")
+    monkeypatch.setenv("IL6_CHECKPOINT_FILE", "")
+
+    settings = Settings()
+
+    assert settings.database_role is None
+    assert settings.checkpoint_file is None
+
+
+@pytest.mark.parametrize("role", ["il6 app", "IL6_APP", "app;drop", "x" * 64])
+def test_the_database_role_must_be_a_plain_role_name(role: str) -> None:
+    # The role is written into the connection's options: nothing but a plain lowercase name gets there.
+    with pytest.raises(ValidationError):
+        Settings(database_role=role)
+
+
+def test_idempotency_keys_are_kept_at_least_a_day() -> None:
+    with pytest.raises(ValidationError):
+        Settings(idempotency_key_ttl_hours=23)

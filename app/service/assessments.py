@@ -210,10 +210,32 @@ class AssessmentService:
         With an Idempotency-Key, the key's claim, the decision's audit record and the key's binding to it
         commit together: a retry gets the decision the key first made, and writes nothing.
         """
+        decision_id = uuid.uuid4()
+        async with self._unit_of_work() as uow:
+            if idempotency_key is not None:
+                # First, so that a retry gets the first decision even if the rules have moved on since.
+                earlier = await self._claim(uow, caller.client_id, idempotency_key, submission, decision_id)
+                if earlier is not None:
+                    return Outcome(earlier, replayed=True)
+            new = self._new_assessment(decision_id, submission, raw, caller, idempotency_key)
+            if submission.supersedes is not None:
+                await self._check_correction(uow, submission, submission.supersedes)
+            row = await uow.assessments.append(new)
+            await uow.commit()
+        return Outcome(RecordedAssessment.from_row(row), replayed=False)
+
+    def _new_assessment(
+        self,
+        decision_id: uuid.UUID,
+        submission: Submission,
+        raw: RawRequest,
+        caller: Caller,
+        idempotency_key: str | None,
+    ) -> NewAssessment:
         version = self._registry.resolve(submission.classifier)
         decision = self._decide(submission, version)
-        new = NewAssessment(
-            id=uuid.uuid4(),
+        return NewAssessment(
+            id=decision_id,
             client_id=caller.client_id,
             request_id=caller.request_id,
             idempotency_key=idempotency_key,
@@ -232,16 +254,6 @@ class AssessmentService:
             supersedes=submission.supersedes,
             correction_reason=submission.correction_reason,
         )
-        async with self._unit_of_work() as uow:
-            if idempotency_key is not None:
-                earlier = await self._claim(uow, caller.client_id, idempotency_key, submission, new.id)
-                if earlier is not None:
-                    return Outcome(earlier, replayed=True)
-            if submission.supersedes is not None:
-                await self._check_correction(uow, submission, submission.supersedes)
-            row = await uow.assessments.append(new)
-            await uow.commit()
-        return Outcome(RecordedAssessment.from_row(row), replayed=False)
 
     async def _claim(
         self, uow: UnitOfWork, client_id: str, key: str, submission: Submission, decision_id: uuid.UUID

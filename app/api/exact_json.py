@@ -90,3 +90,9 @@ async def require_json(request: Request) -> None:
     )
     if media_type.strip().lower() != JSON_MEDIA_TYPE or charset != "utf-8":
         raise HTTPException(415, f"Send the body as {JSON_MEDIA_TYPE} in UTF-8.")
+
+
+async def require_json_if_body(request: Request) -> None:
+    """``require_json`` for a route whose body is optional: only when a body is sent."""
+    if await request.body():
+        await require_json(request)

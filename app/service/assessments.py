@@ -278,6 +278,9 @@ class AssessmentService:
 
     @staticmethod
     async def _check_correction(uow: UnitOfWork, submission: Submission, supersedes: uuid.UUID) -> None:
+        """The decision a correction supersedes exists, is the subject's, and stands; checked in the
+        chain's turn, so that two corrections of one decision cannot both pass."""
+        await uow.assessments.lock_chain()
         target = await uow.assessments.get(supersedes)
         if target is None:
             raise InvalidInput("/supersedes", "No assessment with this id.")

@@ -88,6 +88,15 @@ class AssessmentRepository:
     def _on_postgresql(self) -> bool:
         return self._session.get_bind().dialect.name == "postgresql"
 
+    async def lock_chain(self) -> None:
+        """Take the chain's turn now, until commit (taking it again in the same transaction does not wait).
+
+        Taken early by a correction, so that checking the decision it supersedes and appending happen in
+        one turn; SQLite's IMMEDIATE transaction already holds the database's write lock.
+        """
+        if self._on_postgresql:
+            await self._session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+
     async def append(self, new: NewAssessment) -> Assessment:
         """Link one decision to the chain head and insert it, stamped by the database clock.
 
@@ -95,8 +104,7 @@ class AssessmentRepository:
         here until commit; SQLite transactions begin IMMEDIATE, which does the same (app/store/database.py).
         The unique sequence number and previous hash refuse a fork even if that were bypassed.
         """
-        if self._on_postgresql:
-            await self._session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+        await self.lock_chain()
         now, head_seq, head_hash, head_recorded_at = (await self._session.execute(_HEAD)).one()
         head = ChainHead.empty() if head_seq is None else ChainHead(head_seq, head_hash, head_recorded_at)
         seq, prev_hash, recorded_at = next_link(head, now)

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 
 from app.api.deps import CallerDep, get_assessments
-from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, require_json
+from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, require_json, require_json_if_body
 from app.api.problems import (
     NOT_FOUND,
     PAYLOAD_TOO_LARGE,
@@ -122,7 +122,15 @@ async def get_assessment(assessment_id: uuid.UUID, response: Response, service: 
 @router.post(
     "/assessments/{assessment_id}/replay",
     response_model=ReplayOut,
-    responses=responses(NOT_FOUND, VALIDATION, REPLAY_UNAVAILABLE, STORE_UNAVAILABLE),
+    dependencies=[Depends(require_json_if_body)],
+    responses=responses(
+        NOT_FOUND,
+        VALIDATION,
+        UNSUPPORTED_MEDIA_TYPE,
+        PAYLOAD_TOO_LARGE,
+        REPLAY_UNAVAILABLE,
+        STORE_UNAVAILABLE,
+    ),
 )
 async def replay_assessment(
     assessment_id: uuid.UUID, service: Service, body: ReplayIn | None = None

@@ -221,6 +221,9 @@ class ReplayIn(BaseModel):
 
 
 class ChangeOut(BaseModel):
+    """One field that differs, with both values as the audit record stores them (numbers as exact
+    decimal strings, e.g. "17.85")."""
+
     field: str = Field(description="Dotted path in the decision, e.g. 'eligibility.status'.")
     recorded: Any
     replayed: Any

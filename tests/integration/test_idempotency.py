@@ -1,0 +1,398 @@
+"""Idempotency-Key: a retry gets the first decision, a reused key is refused, and keys are per client."""
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select, text, update
+
+from app.store.models import IdempotencyKey
+from app.store.repositories import IDEMPOTENCY_LOCK_SPACE, _key_lock
+from tests.factories import assessment_body, subject_id
+from tests.integration.conftest import count_rows
+
+PROBLEM = "application/problem+json"
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+def new_client() -> str:
+    return f"client-{uuid.uuid4().hex[:12]}"
+
+
+async def post(
+    client: httpx.AsyncClient,
+    body: object,
+    *,
+    key: str | None = None,
+    client_id: str | None = None,
+    raw: str | None = None,
+) -> httpx.Response:
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    if client_id is not None:
+        headers["X-Client-ID"] = client_id
+    return await client.post(
+        "/v1/assessments", content=json.dumps(body) if raw is None else raw, headers=headers
+    )
+
+
+def bound_keys(db: Engine, key: str) -> list[tuple[str, str]]:
+    """(client_id, assessment_id) of every idempotency_key row with this key."""
+    with db.connect() as connection:
+        rows = connection.execute(
+            select(IdempotencyKey.client_id, IdempotencyKey.assessment_id).where(IdempotencyKey.key == key)
+        ).all()
+    return sorted((row.client_id, str(row.assessment_id)) for row in rows)
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"/problems/{slug}"
+    assert problem["status"] == status
+    return problem
+
+
+async def test_retry_with_the_same_key_and_body_returns_the_first_decision(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    body = assessment_body(value=20, comparator=None)
+    key = new_key()
+
+    first = await post(client, body, key=key)
+    second = await post(client, body, key=key)
+
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.headers["location"] == first.headers["location"]
+    assert second.json()["id"] == first.json()["id"]
+    assert second.json()["audit"]["seq"] == first.json()["audit"]["seq"]
+    assert second.json()["audit"]["hash"] == first.json()["audit"]["hash"]
+    assert second.json() == first.json()
+    assert count_rows(db, body["subject_id"]) == 1
+    assert bound_keys(db, key) == [("unidentified", first.json()["id"])]
+
+
+async def test_the_same_meaning_written_differently_is_the_same_request(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    subject = subject_id()
+    key = new_key()
+    compact = (
+        '{"subject_id":"SUBJECT","site_id":"PIT","il6":{"value":1.5,"unit":"pg/mL","comparator":"<",'
+        '"assay":"elecsys-il6"},"specimen":{"type":"serum","collected_at":"2026-11-20T09:30:00Z"}}'
+    ).replace("SUBJECT", subject)
+    # Keys in another order, other white space, 1.50 and 15E-1 for 1.5, +00:00 and .000Z for Z.
+    variants = [
+        text.replace("SUBJECT", subject)
+        for text in (
+            '{\n  "specimen": {"collected_at": "2026-11-20T09:30:00+00:00", "type": "serum"},\n'
+            '  "il6": {"assay": "elecsys-il6", "comparator": "<", "unit": "pg/mL", "value": 1.50},\n'
+            '  "site_id": "PIT",\n  "subject_id": "SUBJECT"\n}',
+            '{ "il6" : { "value" : 15E-1 , "unit" : "pg/mL" , "comparator" : "<" ,'
+            ' "assay" : "elecsys-il6" } , "subject_id" : "SUBJECT" , "specimen" : { "type" : "serum" ,'
+            ' "collected_at" : "2026-11-20T09:30:00.000Z" } , "site_id" : "PIT" }',
+        )
+    ]
+
+    first = await post(client, None, key=key, raw=compact)
+    assert first.status_code == 201, first.text
+    for variant in variants:
+        assert json.loads(variant)["subject_id"] == subject
+        again = await post(client, None, key=key, raw=variant)
+
+        assert again.status_code == 201, again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+    assert count_rows(db, subject) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"value": 1.6},
+        {"comparator": None},
+        {"unit": "ng/L"},
+        {"specimen_type": "plasma"},
+        {"site_id": None},
+        {"classifier": "il6-enrichment@1.0.0"},
+    ],
+    ids=["value", "comparator", "unit", "specimen", "site", "classifier-pin"],
+)
+async def test_the_same_key_with_a_different_body_is_refused(
+    client: httpx.AsyncClient, db: Engine, change: dict[str, Any]
+) -> None:
+    subject = subject_id()
+    key = new_key()
+    first = await post(client, assessment_body(subject=subject), key=key)
+    assert first.status_code == 201
+
+    reused = await post(client, assessment_body(subject=subject, **change), key=key)
+
+    problem = assert_problem(reused, 422, "idempotency-key-reused")
+    assert problem["errors"] == [{"detail": problem["detail"], "parameter": "Idempotency-Key"}]
+    assert "idempotent-replayed" not in reused.headers
+    assert "eligibility" not in problem
+    assert count_rows(db, subject) == 1
+    assert bound_keys(db, key) == [("unidentified", first.json()["id"])]
+
+
+async def test_the_same_key_for_another_subject_is_refused_and_records_nothing(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    key = new_key()
+    first = await post(client, assessment_body(), key=key)
+    assert first.status_code == 201
+    other = subject_id()
+
+    reused = await post(client, assessment_body(subject=other), key=key)
+
+    assert_problem(reused, 422, "idempotency-key-reused")
+    assert count_rows(db, other) == 0
+
+
+async def test_keys_are_scoped_to_the_client(client: httpx.AsyncClient, db: Engine) -> None:
+    subject = subject_id()
+    key = new_key()
+    alpha, beta = new_client(), new_client()
+
+    from_alpha = await post(client, assessment_body(subject=subject), key=key, client_id=alpha)
+    from_beta = await post(client, assessment_body(subject=subject), key=key, client_id=beta)
+    # Another client may even bind the same key to a different request.
+    beta_other = await post(
+        client, assessment_body(value=30, comparator=None), key=key, client_id=new_client()
+    )
+
+    assert from_alpha.status_code == from_beta.status_code == beta_other.status_code == 201
+    assert "idempotent-replayed" not in from_beta.headers
+    assert "idempotent-replayed" not in beta_other.headers
+    assert from_alpha.json()["id"] != from_beta.json()["id"]
+    assert from_alpha.json()["audit"]["client_id"] == alpha
+    assert from_beta.json()["audit"]["client_id"] == beta
+    assert count_rows(db, subject) == 2
+    # Each client's retry returns its own decision.
+    alpha_retry = await post(client, assessment_body(subject=subject), key=key, client_id=alpha)
+    beta_retry = await post(client, assessment_body(subject=subject), key=key, client_id=beta)
+    assert alpha_retry.headers["idempotent-replayed"] == beta_retry.headers["idempotent-replayed"] == "true"
+    assert alpha_retry.json()["id"] == from_alpha.json()["id"]
+    assert beta_retry.json()["id"] == from_beta.json()["id"]
+    assert count_rows(db, subject) == 2
+    assert len(bound_keys(db, key)) == 3
+
+
+async def test_fifty_concurrent_duplicates_record_one_decision(client: httpx.AsyncClient, db: Engine) -> None:
+    body = assessment_body()
+    key = new_key()
+    caller = new_client()
+
+    responses = await asyncio.gather(*(post(client, body, key=key, client_id=caller) for _ in range(50)))
+
+    statuses = Counter(response.status_code for response in responses)
+    assert set(statuses) <= {201, 409}, statuses
+    created = [response for response in responses if response.status_code == 201]
+    assert created, statuses
+    ids = {response.json()["id"] for response in created}
+    assert len(ids) == 1
+    assert [response.headers.get("idempotent-replayed") for response in created].count(None) == 1
+    for response in responses:
+        if response.status_code == 409:
+            assert_problem(response, 409, "request-in-progress")
+            assert response.headers["retry-after"] == "1"
+    if db.dialect.name == "sqlite":
+        # Transactions begin IMMEDIATE: a duplicate waits its turn and then gets the original.
+        assert statuses == {201: 50}
+    assert count_rows(db, body["subject_id"]) == 1
+    assert bound_keys(db, key) == [(caller, ids.pop())]
+    # Whoever was told 409 and retries gets the one decision.
+    retry = await post(client, body, key=key, client_id=caller)
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json()["id"] == created[0].json()["id"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_key_whose_request_is_in_flight_is_409_until_it_completes(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    body = assessment_body()
+    key = new_key()
+    caller = new_client()
+    lock = {"space": IDEMPOTENCY_LOCK_SPACE, "key": _key_lock(caller, key)}
+
+    with db.connect() as holder:
+        # Another process is deciding a request with this key: it holds the key's advisory lock.
+        holder.execute(text("SELECT pg_advisory_lock(:space, :key)"), lock)
+        try:
+            in_flight = await post(client, body, key=key, client_id=caller)
+            # The lock is per (client, key): another client's request with the same key is not held up.
+            other_client = await post(client, assessment_body(), key=key, client_id=new_client())
+        finally:
+            released = holder.execute(text("SELECT pg_advisory_unlock(:space, :key)"), lock).scalar_one()
+            holder.commit()
+
+    assert released is True
+    problem = assert_problem(in_flight, 409, "request-in-progress")
+    assert in_flight.headers["retry-after"] == "1"
+    assert "eligibility" not in problem
+    assert count_rows(db, body["subject_id"]) == 0
+    assert caller not in {client_id for client_id, _ in bound_keys(db, key)}
+    assert other_client.status_code == 201
+
+    retried = await post(client, body, key=key, client_id=caller)
+
+    assert retried.status_code == 201, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert count_rows(db, body["subject_id"]) == 1
+    assert (caller, retried.json()["id"]) in bound_keys(db, key)
+
+
+def expire(db: Engine, client_id: str, key: str, age: timedelta) -> None:
+    with db.begin() as connection:
+        updated = connection.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
+            .values(created_at=datetime.now(UTC) - age)
+        )
+    assert updated.rowcount == 1
+
+
+async def test_an_expired_key_is_forgotten(client: httpx.AsyncClient, db: Engine) -> None:
+    subject = subject_id()
+    key = new_key()
+    caller = new_client()
+    first_body = assessment_body(subject=subject)
+    second_body = assessment_body(subject=subject, value=40, comparator=None)
+    first = await post(client, first_body, key=key, client_id=caller)
+    assert first.status_code == 201
+
+    # Still within the 24-hour TTL: the key is bound.
+    expire(db, caller, key, timedelta(hours=23))
+    assert (await post(client, second_body, key=key, client_id=caller)).status_code == 422
+
+    expire(db, caller, key, timedelta(hours=24, minutes=1))
+    second = await post(client, second_body, key=key, client_id=caller)
+
+    assert second.status_code == 201, second.text
+    assert "idempotent-replayed" not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+    assert second.json()["eligibility"]["status"] == "ineligible"
+    assert second.json()["audit"]["idempotency_key"] == key
+    assert count_rows(db, subject) == 2
+    assert bound_keys(db, key) == [(caller, second.json()["id"])]
+    # The key is now bound to the new decision: a retry replays it, the first body is refused.
+    retry = await post(client, second_body, key=key, client_id=caller)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json()["id"] == second.json()["id"]
+    assert_problem(await post(client, first_body, key=key, client_id=caller), 422, "idempotency-key-reused")
+    # The first decision is still recorded, as it was.
+    assert (await client.get(first.headers["location"])).json() == first.json()
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "a b", 'a"b', "k" * 256, '""', '"abc', 'abc"', "a\\b", "caf\u00e9"],
+    ids=[
+        "empty",
+        "space",
+        "inner-quote",
+        "too-long",
+        "empty-quoted",
+        "open-quote",
+        "close-quote",
+        "backslash",
+        "non-ascii",
+    ],
+)
+async def test_invalid_keys_are_refused(client: httpx.AsyncClient, db: Engine, key: str) -> None:
+    body = assessment_body()
+
+    response = await client.post(
+        "/v1/assessments",
+        content=json.dumps(body),
+        headers=[(b"content-type", b"application/json"), (b"idempotency-key", key.encode())],
+    )
+
+    problem = assert_problem(response, 422, "validation-error")
+    assert [error.get("parameter") for error in problem["errors"]] == ["Idempotency-Key"]
+    assert count_rows(db, body["subject_id"]) == 0
+
+
+async def test_the_longest_key_is_accepted(client: httpx.AsyncClient, db: Engine) -> None:
+    key = uuid.uuid4().hex + "k" * (255 - 32)
+    body = assessment_body()
+
+    first = await post(client, body, key=key)
+    quoted = await post(client, body, key=f'"{key}"')
+
+    assert first.status_code == 201, first.text
+    assert first.json()["audit"]["idempotency_key"] == key
+    assert quoted.status_code == 201, quoted.text
+    assert quoted.headers["idempotent-replayed"] == "true"
+    assert quoted.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize("quoted_first", [True, False], ids=["quoted-then-bare", "bare-then-quoted"])
+async def test_a_quoted_key_is_the_bare_key(
+    client: httpx.AsyncClient, db: Engine, quoted_first: bool
+) -> None:
+    body = assessment_body()
+    key = new_key()
+    forms = [f'"{key}"', key] if quoted_first else [key, f'"{key}"']
+
+    first = await post(client, body, key=forms[0])
+    second = await post(client, body, key=forms[1])
+
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text
+    assert second.headers["idempotent-replayed"] == "true"
+    assert second.json()["id"] == first.json()["id"]
+    assert first.json()["audit"]["idempotency_key"] == key
+    assert count_rows(db, body["subject_id"]) == 1
+    assert bound_keys(db, key) == [("unidentified", first.json()["id"])]
+
+
+async def test_the_key_is_recorded_on_the_audit_row(client: httpx.AsyncClient, db: Engine) -> None:
+    key = new_key()
+    with_key = await post(client, assessment_body(), key=key)
+    without_key = await post(client, assessment_body())
+
+    assert with_key.json()["audit"]["idempotency_key"] == key
+    assert without_key.json()["audit"]["idempotency_key"] is None
+    assert (await client.get(with_key.headers["location"])).json()["audit"]["idempotency_key"] == key
+    with db.connect() as connection:
+        stored = connection.execute(
+            text("SELECT idempotency_key FROM assessment WHERE subject_id = :s"),
+            {"s": with_key.json()["subject_id"]},
+        ).scalar_one()
+    assert stored == key
+
+
+async def test_a_refused_request_does_not_bind_its_key(client: httpx.AsyncClient, db: Engine) -> None:
+    subject = subject_id()
+    key = new_key()
+    refused_body = {
+        **assessment_body(subject=subject),
+        "supersedes": str(uuid.uuid4()),
+        "correction_reason": "wrong unit",
+    }
+
+    refused = await post(client, refused_body, key=key)
+    accepted = await post(client, assessment_body(subject=subject), key=key)
+
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/supersedes"
+    assert accepted.status_code == 201, accepted.text
+    assert "idempotent-replayed" not in accepted.headers
+    assert count_rows(db, subject) == 1

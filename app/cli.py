@@ -88,14 +88,15 @@ def classifiers_verify(
         raise typer.Exit(1)
 
 
-def _report(verification: "Verification", checkpoints: int) -> None:
+def _report(verification: "Verification") -> None:
     if verification.broken is None:
         span = (
             "no records"
             if verification.first_seq is None
             else (f"seq {verification.first_seq}..{verification.last_seq}, head {verification.last_hash}")
         )
-        typer.echo(f"intact: {verification.checked} records ({span}); {checkpoints} checkpoint(s) matched")
+        matched = f"{verification.checkpoints} checkpoint(s) matched"
+        typer.echo(f"intact: {verification.checked} records ({span}); {matched}")
         return
     broken = verification.broken
     typer.echo(f"BROKEN at seq {broken.seq}: {broken.reason.value}: {broken.explanation}")
@@ -158,7 +159,7 @@ def audit_verify(
     except InvalidCheckpoint as error:
         typer.echo(f"checkpoint refused: {error}", err=True)
         raise typer.Exit(2) from None
-    _report(verification, len(kept))
+    _report(verification)
 
 
 @audit.command("checkpoint")
@@ -201,7 +202,7 @@ def audit_verify_export(
         raise typer.Exit(2) from None
     if start is not None and start > 1:
         typer.echo(f"note: the export starts at seq {start}; its link to seq {start - 1} is taken as given")
-    _report(verification, len(kept))
+    _report(verification)
 
 
 def main() -> None:

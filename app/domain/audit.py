@@ -153,6 +153,8 @@ class Verification:
     last_seq: int | None
     last_hash: str | None
     broken: BrokenLink | None
+    checkpoints: int = 0
+    """How many checkpoints fell in the checked range and were compared."""
 
     @property
     def intact(self) -> bool:
@@ -224,4 +226,5 @@ class ChainVerifier:
             last_seq=last.seq if self._checked else None,
             last_hash=last.hash if self._checked else None,
             broken=self.broken,
+            checkpoints=len(self._checkpoints),
         )

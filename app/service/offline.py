@@ -18,6 +18,7 @@ from app.domain.audit import RECORD_FIELDS, ChainHead, ChainVerifier, Verificati
 from app.service.checkpoints import InvalidCheckpoint, SignedCheckpoint
 
 _INTEGER_FIELDS = frozenset({"seq"})
+_EXPORT_FIELDS = frozenset({*RECORD_FIELDS, "hash", "request_body"})
 _JSON_FIELDS = frozenset({"input", "decision"})
 
 
@@ -59,14 +60,14 @@ def read_export(file: TextIO) -> Iterator[dict[str, Any]]:
         if first == "{":
             for line in file:
                 if line.strip():
-                    yield json.loads(line)
+                    yield _checked(json.loads(line))
         elif first:
             reader = csv.DictReader(file)
             expected = [*RECORD_FIELDS, "hash", "request_body"]
             if reader.fieldnames != expected:
                 raise UnreadableExport("the CSV header is not an audit export's")
             for row in reader:
-                yield _from_csv_row(row)
+                yield _checked(_from_csv_row(row))
     except (json.JSONDecodeError, ValueError) as error:
         if isinstance(error, UnreadableExport):
             raise
@@ -100,6 +101,23 @@ def verify_records(
     verifier = ChainVerifier(after, [checkpoint.link for checkpoint in kept if checkpoint.seq >= start])
     for record in itertools.chain([first], iterator):
         stored_hash, body = record.pop("hash"), record.pop("request_body")
-        if not verifier.feed({name: record.get(name) for name in RECORD_FIELDS}, stored_hash, body):
+        try:
+            intact = verifier.feed({name: record.get(name) for name in RECORD_FIELDS}, stored_hash, body)
+        except (TypeError, ValueError, AttributeError) as error:  # a field of the wrong type or form
+            raise UnreadableExport(f"not an audit export: record {record.get('seq')}: {error}") from None
+        if not intact:
             break
     return verifier.finish(), start
+
+
+def _checked(record: Any) -> dict[str, Any]:
+    """A record with every field an export record has, the chain fields of the right JSON types."""
+    if not isinstance(record, dict) or not record.keys() >= _EXPORT_FIELDS:
+        raise UnreadableExport("not an audit export: a record lacks its fields")
+    if not isinstance(record["seq"], int) or isinstance(record["seq"], bool):
+        raise UnreadableExport("not an audit export: a record's seq is not an integer")
+    if not all(
+        isinstance(record[name], str) for name in ("prev_hash", "hash", "recorded_at", "request_body")
+    ):
+        raise UnreadableExport(f"not an audit export: record {record['seq']} has malformed chain fields")
+    return record

@@ -1,20 +1,23 @@
 """The API against real databases: a migrated SQLite file and a fresh PostgreSQL database per session."""
 
+import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, select, text, update
 
 from app.main import create_app
 from app.settings import Environment, Settings
-from app.store.database import database_urls
+from app.store.database import configure_sqlite, database_urls
 from app.store.migrations import upgrade
+from app.store.models import Assessment
 from tests.conftest import POSTGRES_ADMIN_URL
 
 
@@ -64,21 +67,50 @@ def behind_the_service(db: Engine) -> Iterator[Connection]:
     """A transaction as the database owner with the append-only guard lifted, to tamper as an owner can.
 
     PostgreSQL: a superuser's ``session_replication_role = replica`` skips the guard's triggers for this
-    transaction only. SQLite: the guard's triggers are dropped and made again in the same transaction.
+    transaction only. SQLite: the guard's triggers are dropped and made again in the same transaction, on
+    an engine whose transactions really begin (the driver's own would commit the DROP at once, and a
+    failure inside the block would then leave the guard down for the rest of the session).
     """
-    with db.begin() as connection:
-        if connection.dialect.name == "postgresql":
+    if db.dialect.name == "postgresql":
+        with db.begin() as connection:
             connection.execute(text("SET LOCAL session_replication_role = replica"))
             yield connection
-            return
-        triggers = connection.execute(
-            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'assessment'")
-        ).all()
-        for name, _ in triggers:
-            connection.execute(text(f'DROP TRIGGER "{name}"'))
-        yield connection
-        for _, statement in triggers:
-            connection.execute(text(statement))
+        return
+    transactional = create_engine(db.url)
+    configure_sqlite(transactional, begin_immediate=True)
+    try:
+        with transactional.begin() as connection:
+            triggers = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'assessment'")
+            ).all()
+            for name, _ in triggers:
+                connection.execute(text(f'DROP TRIGGER "{name}"'))
+            yield connection
+            for _, statement in triggers:
+                connection.execute(text(statement))
+    finally:
+        transactional.dispose()
+
+
+@contextmanager
+def tampered_decision(
+    db: Engine, assessment_id: str, change: Callable[[dict[str, Any]], None]
+) -> Iterator[None]:
+    """The stored decision of ``assessment_id`` changed by ``change`` for the block, then restored, so
+    that the shared audit chain verifies again for the tests that follow."""
+    key = uuid.UUID(assessment_id)
+    with db.connect() as connection:
+        stored = connection.execute(select(Assessment.decision).where(Assessment.id == key)).scalar_one()
+    original = json.loads(stored) if isinstance(stored, str) else stored
+    altered = json.loads(json.dumps(original))
+    change(altered)
+    with behind_the_service(db) as connection:
+        connection.execute(update(Assessment).where(Assessment.id == key).values(decision=altered))
+    try:
+        yield
+    finally:
+        with behind_the_service(db) as connection:
+            connection.execute(update(Assessment).where(Assessment.id == key).values(decision=original))
 
 
 def count_rows(db: Engine, subject_id: str | None = None) -> int:

@@ -4,18 +4,18 @@ import json
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, text
 
 from app.domain.classifiers.manifest import manifest_digest
 from app.domain.classifiers.registry import bundled_definitions
 from app.settings import Environment, Settings
-from app.store.models import Assessment
 from tests.factories import assessment_body
-from tests.integration.conftest import app_client, behind_the_service
+from tests.integration.conftest import app_client, tampered_decision
 
 
 async def test_row_holds_the_normalised_input_and_the_decision_stamped_by_the_database(
@@ -81,17 +81,13 @@ async def test_replay_reports_a_record_that_no_longer_matches(client: httpx.Asyn
         "/v1/assessments", content=json.dumps(body), headers={"content-type": "application/json"}
     )
     assert created.status_code == 201
-    # The database owner changes the recorded answer behind the service's back.
-    with behind_the_service(db) as connection:
-        decision = connection.execute(
-            select(Assessment.decision).where(Assessment.subject_id == body["subject_id"])
-        ).scalar_one()
-        decision["eligibility"]["status"] = "ineligible"
-        connection.execute(
-            update(Assessment).where(Assessment.subject_id == body["subject_id"]).values(decision=decision)
-        )
 
-    replay = await client.post(f"{created.headers['location']}/replay")
+    # The database owner changes the recorded answer behind the service's back.
+    def to_ineligible(decision: dict[str, Any]) -> None:
+        decision["eligibility"]["status"] = "ineligible"
+
+    with tampered_decision(db, created.json()["id"], to_ineligible):
+        replay = await client.post(f"{created.headers['location']}/replay")
 
     assert replay.status_code == 200
     assert replay.json()["matches"] is False

@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 
-from app.store.models import Assessment
 from tests.factories import assessment_body, subject_id
-from tests.integration.conftest import behind_the_service, count_rows
+from tests.integration.conftest import count_rows, tampered_decision
 
 PROBLEM = "application/problem+json"
 REASON = "The laboratory re-reported the result in ng/mL."
@@ -326,18 +325,15 @@ async def test_replay_under_an_unknown_version_is_422(
 async def test_replay_reports_each_field_of_a_tampered_record(client: httpx.AsyncClient, db: Engine) -> None:
     created = await decide(client, assessment_body(value=1.0, comparator=None))
     assert (created["eligibility"]["status"], created["risk"]["group"]) == ("eligible", "low")
-    with behind_the_service(db) as connection:
-        decision = connection.execute(
-            select(Assessment.decision).where(Assessment.id == uuid.UUID(created["id"]))
-        ).scalar_one()
-        decision = json.loads(decision) if isinstance(decision, str) else decision
+
+    def to_ineligible_high(decision: dict[str, Any]) -> None:
         decision["eligibility"]["status"] = "ineligible"
         decision["risk"]["group"] = "high"
-        connection.execute(
-            update(Assessment).where(Assessment.id == uuid.UUID(created["id"])).values(decision=decision)
-        )
 
-    response = await replay(client, created["id"])
+    with tampered_decision(db, created["id"], to_ineligible_high):
+        response = await replay(client, created["id"])
+        # Under a named version the comparison is against the same (tampered) record.
+        named = await replay(client, created["id"], {"classifier": "il6-enrichment@1.0.0"})
 
     assert response.status_code == 200, response.text
     result = response.json()
@@ -348,7 +344,5 @@ async def test_replay_reports_each_field_of_a_tampered_record(client: httpx.Asyn
     ]
     assert result["recorded"]["eligibility"]["status"] == "ineligible"
     assert result["replayed"]["eligibility"]["status"] == "eligible"
-    # Under a named version the comparison is against the same (tampered) record.
-    named = await replay(client, created["id"], {"classifier": "il6-enrichment@1.0.0"})
     assert named.json()["matches"] is False
     assert [change["field"] for change in named.json()["changes"]] == ["eligibility.status", "risk.group"]

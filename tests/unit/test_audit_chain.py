@@ -390,3 +390,44 @@ def test_files_that_are_not_exports_are_refused(text: str) -> None:
 
 
 FROZEN_FIRST_HASH = "d3337175e8150e9247dde361e5a32ce3ad50514323b0929348ccf15b93f80180"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"seq": 1}',
+        '"a record"',
+        "[1, 2]",
+    ],
+)
+def test_records_without_their_fields_are_refused(line: str) -> None:
+    records = export_lines(chain(1))
+    text = json.dumps(records[0]) + "\n" + line + "\n"
+    with pytest.raises(UnreadableExport):
+        verify_records(read_export(io.StringIO(text)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("seq", "1"), ("seq", True), ("recorded_at", 5), ("hash", None), ("recorded_at", "not a time")],
+)
+def test_records_with_malformed_chain_fields_are_refused(field: str, value: Any) -> None:
+    record = export_lines(chain(1))[0]
+    record[field] = value
+    if field == "recorded_at" and isinstance(value, str):
+        record["hash"] = record_hash({name: record[name] for name in RECORD_FIELDS})  # gets past the hash
+    with pytest.raises(UnreadableExport):
+        verify_records(read_export(io.StringIO(json.dumps(record) + "\n")))
+
+
+def test_only_checkpoints_inside_an_export_are_counted(signer: CheckpointSigner) -> None:
+    links = chain(5)
+    records = export_lines(links)[2:]
+    before = signer.sign(2, links[1][1], START)
+    inside = signer.sign(4, links[3][1], START)
+    text = "".join(json.dumps(r) + "\n" for r in records)
+
+    outcome, _ = verify_records(read_export(io.StringIO(text)), [before, inside], signer.public_key)
+
+    assert outcome.intact
+    assert outcome.checkpoints == 1

@@ -50,7 +50,7 @@ async def verify_chain(
 ) -> VerificationOut:
     """Check the audit chain (or the range from_seq..to_seq) and report the first broken link."""
     verification = await audit.verify(from_seq=from_seq, to_seq=to_seq)
-    return VerificationOut.from_verification(verification, checkpoints=0)
+    return VerificationOut.from_verification(verification)
 
 
 @router.post(
@@ -66,7 +66,7 @@ async def verify_chain_against_checkpoints(body: VerifyIn, audit: Audit) -> Veri
     longer reaches shows a cut tail, one whose record differs shows a rewritten chain."""
     checkpoints = [checkpoint.to_signed() for checkpoint in body.checkpoints]
     verification = await audit.verify(from_seq=body.from_seq, to_seq=body.to_seq, checkpoints=checkpoints)
-    return VerificationOut.from_verification(verification, checkpoints=len(checkpoints))
+    return VerificationOut.from_verification(verification)
 
 
 @router.get("/checkpoint", response_model=CheckpointOut, responses=responses(STORE_UNAVAILABLE))

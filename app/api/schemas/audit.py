@@ -26,11 +26,13 @@ class VerificationOut(BaseModel):
     first_seq: int | None
     last_seq: int | None = Field(description="The last record that verified.")
     last_hash: str | None
-    checkpoints_checked: int = Field(description="Signed checkpoints the chain was compared with.")
+    checkpoints_checked: int = Field(
+        description="Signed checkpoints inside the checked range that the chain was compared with."
+    )
     broken: BrokenLinkOut | None
 
     @classmethod
-    def from_verification(cls, verification: Verification, checkpoints: int) -> "VerificationOut":
+    def from_verification(cls, verification: Verification) -> "VerificationOut":
         broken = verification.broken
         return cls(
             intact=verification.intact,
@@ -38,7 +40,7 @@ class VerificationOut(BaseModel):
             first_seq=verification.first_seq,
             last_seq=verification.last_seq,
             last_hash=verification.last_hash,
-            checkpoints_checked=checkpoints,
+            checkpoints_checked=verification.checkpoints,
             broken=None
             if broken is None
             else BrokenLinkOut(

@@ -6,15 +6,18 @@ directory (the project's virtualenv), and every process runs from a scratch dire
 depends on the working directory (as in the container, where alembic.ini is found beside app/).
 """
 
+import asyncio
 import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,3 +285,148 @@ def running_server(backend: Backend, workdir: Path, logs: Path) -> Iterator[Serv
             except subprocess.TimeoutExpired:
                 process.kill()
         process.wait(timeout=KILL_TIMEOUT_S)
+
+
+# Helpers for the load tests (test_fail_closed.py, test_chain_concurrency.py): logical requests sent with
+# an Idempotency-Key and retried until they are recorded, and the chain as the database holds it.
+
+RETRIED_STATUSES = frozenset({409, 503})
+"""Answers that record nothing and invite a retry with the same Idempotency-Key and body."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt at a logical request; ``status`` is None when the exchange failed in transport."""
+
+    key: str
+    status: int | None
+    sent_at: float
+    answered_at: float
+    content_type: str | None = None
+    retry_after: str | None = None
+    problem_type: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A 201 the client saw: the decision's id and its link in the audit chain, as the response gave it."""
+
+    key: str
+    subject_id: str
+    id: uuid.UUID
+    seq: int
+    hash: str
+    prev_hash: str
+    idempotency_key: str | None
+    replayed: bool
+    sent_at: float
+    answered_at: float
+    base_url: str
+
+
+async def post_until_created(
+    client: httpx.AsyncClient,
+    body: dict[str, object],
+    key: str,
+    attempts: list[Attempt],
+    *,
+    backoff_s: float = 0.1,
+    give_up_after_s: float = 60.0,
+) -> Receipt:
+    """POST /v1/assessments with ``key`` until it is answered 201; every attempt is appended to ``attempts``.
+
+    503, 409 and transport errors are retried with the same key and body after ``backoff_s``; any other
+    answer fails the test at once. Past ``give_up_after_s`` without a 201 the test fails as well: this
+    bounds the wait for a service that does not recover, it measures nothing.
+    """
+    started = time.monotonic()
+    while True:
+        sent_at = time.monotonic()
+        try:
+            response = await client.post("/v1/assessments", json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError as error:
+            attempts.append(Attempt(key, None, sent_at, time.monotonic(), error=type(error).__name__))
+        else:
+            answered_at = time.monotonic()
+            content_type = response.headers.get("content-type")
+            problem_type = None
+            if content_type is not None and content_type.startswith("application/problem+json"):
+                problem_type = response.json().get("type")
+            attempts.append(
+                Attempt(
+                    key,
+                    response.status_code,
+                    sent_at,
+                    answered_at,
+                    content_type,
+                    response.headers.get("retry-after"),
+                    problem_type,
+                )
+            )
+            if response.status_code == 201:
+                decision = response.json()
+                audit = decision["audit"]
+                return Receipt(
+                    key=key,
+                    subject_id=decision["subject_id"],
+                    id=uuid.UUID(decision["id"]),
+                    seq=audit["seq"],
+                    hash=audit["hash"],
+                    prev_hash=audit["prev_hash"],
+                    idempotency_key=audit["idempotency_key"],
+                    replayed=response.headers.get("idempotent-replayed") == "true",
+                    sent_at=sent_at,
+                    answered_at=answered_at,
+                    base_url=str(client.base_url).rstrip("/"),
+                )
+            assert response.status_code in RETRIED_STATUSES, (
+                f"POST /v1/assessments answered {response.status_code}: {response.text}"
+            )
+        assert time.monotonic() - started < give_up_after_s, (
+            f"no 201 for Idempotency-Key {key} within {give_up_after_s:.0f} s; last attempts: {attempts[-3:]}"
+        )
+        await asyncio.sleep(backoff_s)
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    """A row of the audit trail, read behind the service's back."""
+
+    seq: int
+    id: uuid.UUID
+    prev_hash: str
+    hash: str
+    idempotency_key: str | None
+    subject_id: str
+
+
+def owner_url(database_url: str) -> str:
+    """A service DATABASE_URL as libpq understands it: the database owner, without the service's role."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+_CHAIN_QUERY = "SELECT seq, id, prev_hash, hash, idempotency_key, subject_id FROM assessment ORDER BY seq"
+
+
+def stored_chain(database_url: str) -> list[StoredLink]:
+    """Every row of the audit trail in sequence order, on either backend."""
+    url = make_url(database_url)
+    rows: list[tuple[object, ...]]
+    if url.get_backend_name() == "sqlite":
+        with closing(sqlite3.connect(str(url.database))) as connection:
+            rows = connection.execute(_CHAIN_QUERY).fetchall()
+    else:
+        with psycopg.connect(owner_url(database_url), connect_timeout=5) as connection:
+            rows = connection.execute(_CHAIN_QUERY).fetchall()
+    return [
+        StoredLink(
+            seq=int(str(seq)),
+            id=uuid.UUID(str(id_)),
+            prev_hash=str(prev_hash),
+            hash=str(hash_),
+            idempotency_key=None if key is None else str(key),
+            subject_id=str(subject),
+        )
+        for seq, id_, prev_hash, hash_, key, subject in rows
+    ]

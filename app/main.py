@@ -55,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(
         registry=registry,
         assessments=AssessmentService(
-            registry, unit_of_work, timedelta(hours=settings.idempotency_key_ttl_hours)
+            registry,
+            unit_of_work,
+            idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+            transaction_timeout_s=settings.db_transaction_timeout_s,
         ),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),

@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    db_transaction_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A decision's whole database transaction must finish in this time, else 503.",
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        le=600_000,
+        description="PostgreSQL ends a transaction whose client is silent this long (releasing its locks).",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )

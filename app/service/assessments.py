@@ -1,5 +1,6 @@
 """Deciding on an IL6 result, recording it, and reading or replaying recorded decisions."""
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -187,10 +188,12 @@ class AssessmentService:
         registry: ClassifierRegistry,
         unit_of_work: Callable[[], UnitOfWork],
         idempotency_ttl: timedelta = timedelta(hours=24),
+        transaction_timeout_s: float = 10.0,
     ) -> None:
         self._registry = registry
         self._unit_of_work = unit_of_work
         self._idempotency_ttl = idempotency_ttl
+        self._transaction_timeout_s = transaction_timeout_s
 
     def _decide(self, submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
         assay = version.definition.assay(submission.assay)
@@ -209,7 +212,20 @@ class AssessmentService:
 
         With an Idempotency-Key, the key's claim, the decision's audit record and the key's binding to it
         commit together: a retry gets the decision the key first made, and writes nothing.
+
+        The whole transaction has a deadline: a database that stops answering mid-way (a silent network
+        path) fails this request with StoreUnavailable, and its connection is discarded, rather than
+        holding the request, a pool connection and possibly the chain's turn for as long as TCP waits.
         """
+        try:
+            async with asyncio.timeout(self._transaction_timeout_s):
+                return await self._record(submission, raw, caller, idempotency_key)
+        except TimeoutError:
+            raise StoreUnavailable("the audit store did not answer in time") from None
+
+    async def _record(
+        self, submission: Submission, raw: RawRequest, caller: Caller, idempotency_key: str | None
+    ) -> Outcome:
         decision_id = uuid.uuid4()
         async with self._unit_of_work() as uow:
             if idempotency_key is not None:

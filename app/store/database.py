@@ -84,10 +84,19 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={
             "connect_timeout": max(1, round(settings.db_connect_timeout_s)),
+            # A transaction whose client has gone silent is ended by the server, releasing the audit
+            # chain's lock, instead of blocking every append until TCP gives up (hours).
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}"
+            f" -c idle_in_transaction_session_timeout={settings.db_idle_in_transaction_timeout_ms}"
             # The role is set at connection start: the service acts with the audit role's privileges
             # (SELECT and INSERT on the audit trail) even when the URL names the schema owner.
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}"
             + (f" -c role={settings.database_role}" if settings.database_role else ""),
+            # And on this side, a server that has gone silent fails its connection within seconds.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": settings.db_statement_timeout_ms + 5000,
             "application_name": "il6-eligibility",
         },
     )

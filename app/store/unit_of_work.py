@@ -1,5 +1,6 @@
 """One database transaction per use case, committed inside the use case, before any answer leaves."""
 
+import asyncio
 import logging
 from types import TracebackType
 from typing import Self
@@ -40,6 +41,11 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            # Cancelled mid-statement (a deadline): the connection's state is unknown and a ROLLBACK sent
+            # down a silent connection would wait as long. Discard the connection; the server rolls back.
+            await self._session.invalidate()
+            return
         try:
             await self._session.rollback()
             await self._session.close()

@@ -31,12 +31,15 @@ import pytest
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.domain.audit import GENESIS_HASH, RECORD_FIELDS, Break, record_hash, to_record
+from app.settings import Environment, Settings
+from app.store.database import create_engine_for
 from app.store.models import Assessment
 from tests.factories import assessment_body
 from tests.integration.conftest import behind_the_service
@@ -296,12 +299,18 @@ def attempt(db: Engine, statement: str, seq: int, role: str | None = None) -> No
         connection.rollback()
 
 
-@pytest.mark.parametrize("operation", STATEMENTS)
+@pytest.mark.parametrize(
+    ("database_url", "operation"),
+    [
+        *(("postgresql", operation) for operation in STATEMENTS),
+        # SQLite has no TRUNCATE: DELETE without WHERE is its form of it.
+        *(("sqlite", operation) for operation in STATEMENTS if operation != "TRUNCATE"),
+    ],
+    indirect=["database_url"],
+)
 async def test_the_database_refuses_to_change_or_remove_records(
     client: httpx.AsyncClient, db: Engine, operation: str
 ) -> None:
-    if operation == "TRUNCATE" and not is_postgresql(db):
-        pytest.skip("SQLite has no TRUNCATE: DELETE without WHERE is its form of it")
     seq = (await decide(client)).seq
     before = raw_rows(db, 1)
     expected = IntegrityError if not is_postgresql(db) else ProgrammingError
@@ -316,12 +325,11 @@ async def test_the_database_refuses_to_change_or_remove_records(
     assert raw_rows(db, 1) == before
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no roles
 @pytest.mark.parametrize("operation", ["UPDATE", "DELETE", "TRUNCATE"])
 async def test_the_service_role_may_only_read_and_append(
     client: httpx.AsyncClient, db: Engine, operation: str
 ) -> None:
-    if not is_postgresql(db):
-        pytest.skip("SQLite has no roles; its triggers are the guard")
     seq = (await decide(client)).seq
     before = raw_rows(db, 1)
 
@@ -339,6 +347,17 @@ async def test_the_service_role_may_only_read_and_append(
             )
         ).scalars()
         assert list(granted) == ["INSERT", "SELECT"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_service_acts_as_the_audit_role(database_url: str) -> None:
+    # The URL names the superuser; the connection still acts with il6_app's privileges only.
+    engine = create_engine_for(Settings(database_url=SecretStr(database_url), environment=Environment.TEST))
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT current_user"))).scalar_one() == "il6_app"
+    finally:
+        await engine.dispose()
 
 
 # --- 2. the chain as written ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.problems import PROBLEM_MEDIA_TYPE, Problem
+from app.api.schemas.assessments import AssessmentIn
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -26,9 +27,11 @@ def install_openapi(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(problem.pop("$defs", {}))
-        schemas["Problem"] = problem
+        # Bodies the routes read themselves (several forms by Content-Type) are not seen by FastAPI.
+        for model in (Problem, AssessmentIn):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         for path in document["paths"].values():

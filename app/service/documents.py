@@ -33,6 +33,9 @@ class Submission:
     classifier: str | None = None
     supersedes: uuid.UUID | None = None
     correction_reason: str | None = None
+    reference: str | None = None
+    """The sender's own id for the result, when its form has one: a FHIR Observation's id, a CDS Hooks
+    hookInstance, a REDCap record/event/instrument, an SDTM LBSEQ. Recorded in the input document."""
 
 
 def decimal_text(value: Decimal) -> str:
@@ -41,7 +44,7 @@ def decimal_text(value: Decimal) -> str:
 
 
 def input_document(submission: Submission) -> dict[str, Any]:
-    return {
+    document = {
         "subject_id": submission.subject_id,
         "site_id": submission.site_id,
         "il6": {
@@ -56,6 +59,9 @@ def input_document(submission: Submission) -> dict[str, Any]:
         },
         "classifier": submission.classifier,
     }
+    if submission.reference is not None:  # absent, not null, so plain requests' documents stay as they were
+        document["reference"] = submission.reference
+    return document
 
 
 def submission_from_input(document: dict[str, Any]) -> Submission:
@@ -72,6 +78,7 @@ def submission_from_input(document: dict[str, Any]) -> Submission:
         specimen_type=SpecimenType(specimen["type"]),
         collected_at=datetime.fromisoformat(specimen["collected_at"]),
         classifier=document["classifier"],
+        reference=document.get("reference"),
     )
 
 

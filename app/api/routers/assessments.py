@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 
 from app.api.deps import CallerDep, get_assessments
-from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, require_json, require_json_if_body
+from app.api.exact_json import ExactJSONRoute, require_json_if_body
+from app.api.intake import PLAIN_JSON, Intake
 from app.api.problems import (
     NOT_FOUND,
     PAYLOAD_TOO_LARGE,
@@ -18,7 +19,6 @@ from app.api.problems import (
     responses,
 )
 from app.api.schemas.assessments import (
-    AssessmentIn,
     AssessmentOut,
     AssessmentPage,
     ChangeOut,
@@ -39,11 +39,15 @@ router = APIRouter(prefix="/v1", tags=["assessments"], route_class=ExactJSONRout
 Service = Annotated[AssessmentService, Depends(get_assessments)]
 
 
+INTAKE = Intake(PLAIN_JSON)
+"""The forms POST /v1/assessments accepts."""
+
+
 @router.post(
     "/assessments",
     status_code=201,
     response_model=AssessmentOut,
-    dependencies=[Depends(require_json)],
+    openapi_extra={"requestBody": INTAKE.openapi_request_body()},
     responses={
         201: {
             "description": "The decision, recorded in the audit store before this answer was sent; or, "
@@ -71,7 +75,6 @@ Service = Annotated[AssessmentService, Depends(get_assessments)]
     },
 )
 async def create_assessment(
-    body: AssessmentIn,
     request: Request,
     response: Response,
     service: Service,
@@ -89,9 +92,12 @@ async def create_assessment(
     ] = None,
 ) -> AssessmentOut:
     """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
-    raw = RawRequest(body=await request.body(), media_type=JSON_MEDIA_TYPE)
+    form = INTAKE.form_of(request)
+    body = await request.body()
+    submission = INTAKE.read(form, body)
+    raw = RawRequest(body=body, media_type=form.media_type)
     key = None if idempotency_key is None else idempotency_key.strip('"')
-    outcome = await service.decide(body.to_submission(), raw, caller, key)
+    outcome = await service.decide(submission, raw, caller, key)
     out = AssessmentOut.from_record(outcome.recorded)
     response.headers["Location"] = f"/v1/assessments/{out.id}"
     if outcome.replayed:

@@ -1,0 +1,101 @@
+"""The forms a result may arrive in, told apart by Content-Type, each turned into one ``Submission``.
+
+Every form is JSON underneath and is parsed exactly (``parse_exact_json``); a form's decoder then reads its
+own shape and returns the submission the rules decide on, or raises: pydantic's ``ValidationError`` or the
+domain's ``InvalidInput``, both answered as 422 with pointers into the body. Nothing here decides.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from app.api.exact_json import JSON_MEDIA_TYPE, parse_exact_json
+from app.api.schemas.assessments import AssessmentIn
+from app.service.documents import Submission
+
+Decoder = Callable[[Any], Submission]
+
+
+@dataclass(frozen=True)
+class Form:
+    """One accepted request form: its media type, how to read it, and how the OpenAPI document shows it."""
+
+    media_type: str
+    decode: Decoder
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    description: str = ""
+
+
+def _plain_json(document: Any) -> Submission:
+    return AssessmentIn.model_validate(document).to_submission()
+
+
+PLAIN_JSON = Form(
+    JSON_MEDIA_TYPE,
+    _plain_json,
+    {"$ref": "#/components/schemas/AssessmentIn"},
+    "The service's own request body.",
+)
+
+
+class Intake:
+    """The registered forms, by media type."""
+
+    def __init__(self, *forms: Form) -> None:
+        self.forms = {form.media_type: form for form in forms}
+
+    def form_of(self, request: Request) -> Form:
+        """The form the request declares (415 for any other, or for a charset other than UTF-8)."""
+        content_type = request.headers.get("content-type", "")
+        media_type, _, parameters = content_type.partition(";")
+        charset = next(
+            (
+                value.strip().strip('"').lower()
+                for name, _, value in (p.partition("=") for p in parameters.split(";"))
+                if name.strip().lower() == "charset"
+            ),
+            "utf-8",
+        )
+        form = self.forms.get(media_type.strip().lower())
+        if form is None or charset != "utf-8":
+            accepted = ", ".join(sorted(self.forms))
+            raise HTTPException(415, f"Send the body as one of {accepted}, in UTF-8.")
+        return form
+
+    @staticmethod
+    def read(form: Form, body: bytes) -> Submission:
+        """Parse and decode a body; every failure is a RequestValidationError located in the body."""
+        if not body:
+            raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
+        try:
+            document = parse_exact_json(body)
+        except json.JSONDecodeError as error:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", error.pos),
+                        "msg": "JSON decode error",
+                        "ctx": {"error": error.msg},
+                    }
+                ]
+            ) from None
+        try:
+            return form.decode(document)
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors(include_input=False)]
+            ) from None
+
+    def openapi_request_body(self) -> dict[str, Any]:
+        forms = "; ".join(f"`{form.media_type}`: {form.description}" for form in self.forms.values())
+        return {
+            "required": True,
+            "description": f"One IL6 result, in one of these forms (by Content-Type): {forms}",
+            "content": {media_type: {"schema": form.schema} for media_type, form in self.forms.items()},
+        }

@@ -15,7 +15,7 @@ from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import Services
 from app.api.openapi import install_openapi
 from app.api.request_log import RequestLogMiddleware
-from app.api.routers import assessments, catalog, health
+from app.api.routers import assessments, batch, catalog, health
 from app.api.routers import audit as audit_routes
 from app.domain.classifiers.registry import load_registry
 from app.service.assessments import AssessmentService
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
         default_client_id=settings.client_id,
+        batch_max_items=settings.batch_max_items,
     )
     publisher = CheckpointPublisher(audit, settings.checkpoint_file, settings.checkpoint_interval_s)
 
@@ -91,8 +92,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     problems.install(app)
     install_openapi(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        per_path={batch.BATCH_PATH: settings.max_batch_body_bytes},
+    )
     app.add_middleware(RequestLogMiddleware)  # outermost: logs and tags every answer, 413s included
+    app.include_router(batch.router)  # before assessments: /assessments/batch is not an assessment id
     app.include_router(assessments.router)
     app.include_router(audit_routes.router)
     app.include_router(catalog.router)

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )
+    batch_max_items: int = Field(
+        default=1000, ge=1, le=100_000, description="Most results one POST /v1/assessments/batch may hold."
+    )
+    max_batch_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Larger batch request bodies get 413.",
+    )
     classifier_dir: Path | None = Field(
         default=None, description="A classifier registry directory; the bundled one when unset."
     )

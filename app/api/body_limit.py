@@ -1,5 +1,7 @@
 """Refuse request bodies over the configured size with a 413 problem, declared or streamed (chunked)."""
 
+from collections.abc import Mapping
+
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -7,17 +9,21 @@ from app.api.problems import PAYLOAD_TOO_LARGE, problem_response
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``max_bytes`` for every path, except the paths ``per_path`` names (a batch takes more)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            too_large = problem_response(PAYLOAD_TOO_LARGE, detail=self._detail())
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            too_large = problem_response(PAYLOAD_TOO_LARGE, detail=_detail(limit))
             await too_large(scope, receive, send)
             return
         received = 0
@@ -27,12 +33,13 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # Raised while the route reads the body: FastAPI re-raises HTTPException as is.
-                    raise HTTPException(413, self._detail())
+                    raise HTTPException(413, _detail(limit))
             return message
 
         await self.app(scope, counting_receive, send)
 
-    def _detail(self) -> str:
-        return f"The request body exceeds {self.max_bytes} bytes."
+
+def _detail(limit: int) -> str:
+    return f"The request body exceeds {limit} bytes."

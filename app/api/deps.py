@@ -24,6 +24,7 @@ class Services:
     audit: AuditService
     readiness: ReadinessProbe
     default_client_id: str
+    batch_max_items: int
 
 
 async def get_services(request: Request) -> Services:

@@ -70,10 +70,21 @@ class Intake:
     @staticmethod
     def read(form: Form, body: bytes) -> Submission:
         """Parse and decode a body; every failure is a RequestValidationError located in the body."""
+        document = Intake.parse(body)
+        try:
+            return form.decode(document)
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors(include_input=False)]
+            ) from None
+
+    @staticmethod
+    def parse(body: bytes) -> Any:
+        """Parse a body exactly (``parse_exact_json``); failures as a RequestValidationError."""
         if not body:
             raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
         try:
-            document = parse_exact_json(body)
+            return parse_exact_json(body)
         except json.JSONDecodeError as error:
             raise RequestValidationError(
                 [
@@ -84,12 +95,6 @@ class Intake:
                         "ctx": {"error": error.msg},
                     }
                 ]
-            ) from None
-        try:
-            return form.decode(document)
-        except ValidationError as error:
-            raise RequestValidationError(
-                [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors(include_input=False)]
             ) from None
 
     def openapi_request_body(self) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""FHIR through the API, on SQLite and PostgreSQL: an Observation in gets the plain request's decision and is
+recorded as sent; a decision out, with Accept: application/fhir+json, is a Bundle fhir.resources accepts."""
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.guidanceresponse import GuidanceResponse
+from fhir.resources.R4B.parameters import Parameters
+from fhir.resources.R4B.riskassessment import RiskAssessment
+from sqlalchemy import Engine, text
+
+from tests.factories import assessment_body, subject_id
+from tests.fhir_factories import bundle, observation, specimen
+from tests.integration.conftest import count_rows
+
+FHIR = "application/fhir+json"
+DECIDED = ("eligibility", "risk", "il6", "classifier", "specimen")
+
+
+async def post(
+    client: httpx.AsyncClient, document: Any, media_type: str = FHIR, **headers: str
+) -> httpx.Response:
+    return await client.post(
+        "/v1/assessments", content=json.dumps(document), headers={"content-type": media_type, **headers}
+    )
+
+
+def stored(db: Engine, assessment_id: str) -> Any:
+    with db.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT request_media_type, request_sha256, request_body, input, subject_id, site_id "
+                "FROM assessment WHERE id = :id"
+            ),
+            {"id": assessment_id if db.dialect.name == "postgresql" else uuid.UUID(assessment_id).hex},
+        ).one()
+
+
+def fhir_resources(response: httpx.Response) -> tuple[Bundle, GuidanceResponse, Parameters, RiskAssessment]:
+    sent = Bundle.model_validate(response.json())
+    guidance, parameters, risk = (entry.resource for entry in sent.entry or ())
+    assert isinstance(guidance, GuidanceResponse)
+    assert isinstance(parameters, Parameters)
+    assert isinstance(risk, RiskAssessment)
+    return sent, guidance, parameters, risk
+
+
+@pytest.mark.parametrize(
+    ("result", "plain"),
+    [
+        pytest.param({}, {}, id="below-limit"),
+        pytest.param(
+            {"value": 20, "comparator": None}, {"value": 20, "comparator": None}, id="detectable-high"
+        ),
+        pytest.param(
+            {"value": 0.0015, "unit": "ng/mL", "comparator": None},
+            {"value": 0.0015, "unit": "ng/mL", "comparator": None},
+            id="ng-per-ml",
+        ),
+        pytest.param(
+            {"value": 20, "comparator": "<"}, {"value": 20, "comparator": "<"}, id="censored-above-lod"
+        ),
+    ],
+)
+async def test_an_observation_gets_the_plain_requests_decision(
+    client: httpx.AsyncClient, result: dict[str, Any], plain: dict[str, Any]
+) -> None:
+    subject = subject_id("FHIR")
+    as_fhir = await post(client, observation(subject=subject, **result))
+    as_plain = await post(client, assessment_body(subject=subject, site_id=None, **plain), "application/json")
+
+    assert as_fhir.status_code == as_plain.status_code == 201
+    assert {key: as_fhir.json()[key] for key in DECIDED} == {key: as_plain.json()[key] for key in DECIDED}
+    assert as_fhir.json()["subject_id"] == subject
+    assert as_fhir.json()["site_id"] is None
+    assert as_fhir.headers["content-type"] == "application/json"
+    assert as_fhir.headers["classifier-version"] == "il6-enrichment@1.0.0"
+
+
+async def test_the_fhir_body_is_recorded_as_sent(client: httpx.AsyncClient, db: Engine) -> None:
+    raw = json.dumps(observation(subject=subject_id("FHIR")), indent=1).encode()
+
+    response = await client.post("/v1/assessments", content=raw, headers={"content-type": FHIR})
+
+    assert response.status_code == 201
+    row = stored(db, response.json()["id"])
+    assert row.request_media_type == FHIR
+    assert row.request_sha256 == hashlib.sha256(raw).hexdigest()
+    assert row.request_body == raw.decode()
+    document = json.loads(row.input) if isinstance(row.input, str) else row.input
+    assert document["reference"] == "Observation/il6-result-1"
+    assert document["il6"] == {"value": "1.5", "unit": "pg/mL", "comparator": "<", "assay": "elecsys-il6"}
+
+
+async def test_a_bundle_is_decided_like_its_observation(client: httpx.AsyncClient) -> None:
+    subject = subject_id("FHIR")
+    result = observation(subject=subject, contained=None, specimen={"reference": "Specimen/s1"})
+
+    response = await post(client, bundle(result, specimen(), kind="searchset"))
+    alone = await post(client, observation(subject=subject))
+
+    assert response.status_code == 201
+    assert {key: response.json()[key] for key in DECIDED} == {key: alone.json()[key] for key in DECIDED}
+
+
+async def test_fhir_out_when_asked(client: httpx.AsyncClient) -> None:
+    subject = subject_id("FHIR")
+
+    response = await post(client, observation(subject=subject), accept=FHIR)
+
+    assert response.status_code == 201
+    assert response.headers["content-type"] == FHIR
+    assert response.headers["classifier-version"] == "il6-enrichment@1.0.0"
+    location = response.headers["location"]
+    assessment_id = location.removeprefix("/v1/assessments/")
+    sent, guidance, parameters, risk = fhir_resources(response)
+    assert sent.type == "collection"
+    assert guidance.status == "success"
+    assert guidance.moduleCanonical == "https://il6-eligibility/classifiers/il6-enrichment|1.0.0"
+    for resource in (guidance, risk):
+        assert [i.value for i in resource.identifier or ()] == [f"urn:uuid:{assessment_id}"]
+        assert resource.subject is not None
+        assert resource.subject.identifier is not None
+        assert resource.subject.identifier.value == subject
+    values = {p.name: p.valueCoding.code for p in parameters.parameter or () if p.valueCoding}
+    assert values["eligibility"] == "eligible"
+    assert values["risk-group"] == "low"
+    assert [b.reference for b in risk.basis or ()] == ["Observation/il6-result-1"]
+    [prediction] = risk.prediction or []
+    assert prediction.qualitativeRisk is not None
+    assert [c.code for c in prediction.qualitativeRisk.coding or ()] == ["low"]
+
+    plain = await client.get(location)
+    again = await client.get(location, headers={"accept": FHIR})
+
+    assert again.status_code == 200
+    assert again.headers["content-type"] == FHIR
+    assert again.headers["classifier-version"] == "il6-enrichment@1.0.0"
+    assert again.content == response.content
+    assert guidance.occurrenceDateTime is not None
+    assert plain.json()["recorded_at"].startswith(guidance.occurrenceDateTime.isoformat()[:19])
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", "application/json, application/fhir+json"])
+async def test_plain_json_stays_the_default(client: httpx.AsyncClient, accept: str) -> None:
+    response = await post(client, observation(subject=subject_id("FHIR")), accept=accept)
+
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["eligibility"]["status"] == "eligible"
+    fetched = await client.get(response.headers["location"], headers={"accept": accept})
+    assert fetched.json() == response.json()
+
+
+async def test_a_plain_decision_read_as_fhir_has_no_basis(client: httpx.AsyncClient) -> None:
+    created = await post(client, assessment_body(value=30, comparator="<"), "application/json")
+
+    response = await client.get(created.headers["location"], headers={"accept": FHIR})
+
+    _, _, parameters, risk = fhir_resources(response)
+    assert risk.basis is None
+    assert risk.prediction is None
+    assert risk.note
+    values = {p.name: p.valueCoding.code for p in parameters.parameter or () if p.valueCoding}
+    assert values["eligibility"] == "indeterminate"
+    assert "risk-group" not in values
+
+
+async def test_a_retry_is_answered_as_fhir_too(client: httpx.AsyncClient) -> None:
+    document = observation(subject=subject_id("FHIR"))
+    key = str(uuid.uuid4())
+
+    first = await post(client, document, **{"accept": FHIR, "idempotency-key": key})
+    retry = await post(client, document, **{"accept": FHIR, "idempotency-key": key})
+
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.headers["location"] == first.headers["location"]
+    assert retry.content == first.content
+
+
+@pytest.mark.parametrize(
+    ("document", "pointer"),
+    [
+        pytest.param(observation(method={"text": "unknown-assay"}), "/method", id="unknown-assay"),
+        pytest.param(
+            bundle(observation(method={"text": "unknown-assay"})), "/entry/0/resource/method", id="bundled"
+        ),
+        pytest.param(observation(value=0, comparator="<"), "/valueQuantity/value", id="below-zero"),
+        pytest.param({**observation(), "status": "preliminary"}, "/status", id="preliminary"),
+        pytest.param(observation(specimen=None), "/specimen", id="no-specimen"),
+        pytest.param({**observation(), "unknownElement": 1}, "", id="unknown-element"),
+    ],
+)
+async def test_refusals_are_problems_pointing_into_the_fhir_document(
+    client: httpx.AsyncClient, db: Engine, document: dict[str, Any], pointer: str
+) -> None:
+    before = count_rows(db)
+
+    response = await post(client, document, accept=FHIR)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["pointer"] for error in response.json()["errors"]] == [pointer]
+    assert count_rows(db) == before
+
+
+async def test_a_fhir_body_in_another_charset_is_refused(client: httpx.AsyncClient) -> None:
+    response = await post(client, observation(), f"{FHIR}; charset=latin-1")
+
+    assert response.status_code == 415
+    assert FHIR in response.json()["detail"]
+
+
+async def test_the_contract_shows_both_forms(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+
+    create = document["paths"]["/v1/assessments"]["post"]
+    read = document["paths"]["/v1/assessments/{assessment_id}"]["get"]
+    assert FHIR in create["requestBody"]["content"]
+    assert set(create["responses"]["201"]["content"]) >= {"application/json", FHIR}
+    assert set(read["responses"]["200"]["content"]) >= {"application/json", FHIR}

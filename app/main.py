@@ -13,15 +13,19 @@ from fastapi import FastAPI
 from app.api import problems
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import Services
+from app.api.intake import plain_submission
 from app.api.openapi import install_openapi
 from app.api.request_log import RequestLogMiddleware
-from app.api.routers import assessments, batch, catalog, health
+from app.api.routers import assessments, batch, catalog, exports, health
 from app.api.routers import audit as audit_routes
+from app.api.routers import cds_hooks as cds_hooks_routes
+from app.api.routers import redcap as redcap_routes
 from app.domain.classifiers.registry import load_registry
 from app.service.assessments import AssessmentService
 from app.service.audit import AuditService, CheckpointPublisher
 from app.service.checkpoints import CheckpointSigner, load_signing_key
 from app.service.readiness import ReadinessProbe
+from app.service.redcap import RedcapReceiver
 from app.settings import Environment, Settings, get_settings
 from app.store.database import create_engine_for, create_session_factory
 from app.store.migrations import head_revisions
@@ -66,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batch_max_items=settings.batch_max_items,
     )
     publisher = CheckpointPublisher(audit, settings.checkpoint_file, settings.checkpoint_interval_s)
+    redcap = RedcapReceiver.from_settings(settings, services.assessments, plain_submission)  # None: off
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishing.cancel()
             with suppress(asyncio.CancelledError):
                 await publishing
+        if redcap is not None:
+            await redcap.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -90,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.redcap = redcap
     problems.install(app)
     install_openapi(app)
     app.add_middleware(
@@ -102,5 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assessments.router)
     app.include_router(audit_routes.router)
     app.include_router(catalog.router)
+    app.include_router(cds_hooks_routes.router)
+    app.include_router(exports.create_router(settings.study_id))
     app.include_router(health.router)
+    app.include_router(redcap_routes.router)
     return app

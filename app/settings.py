@@ -3,9 +3,19 @@
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 
@@ -20,8 +30,48 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+REDCAP_NAME = r"^[a-z][a-z0-9_]{0,99}$"
+RedcapName = Annotated[str, StringConstraints(pattern=REDCAP_NAME)]
+"""A REDCap field or instrument name: lowercase letters, digits and underscores."""
+
+
+class RedcapFields(BaseModel):
+    """IL6_REDCAP_FIELDS: the REDCap field that holds each input (JSON; keys left out keep these defaults).
+
+    ``site_id`` null: no site is recorded; ``redcap_data_access_group``: the record's data access group.
+    ``comparator`` null: the project records exact values only.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record_id: RedcapName = "record_id"
+    subject_id: RedcapName = "record_id"
+    site_id: RedcapName | None = None
+    value: RedcapName = "il6_value"
+    unit: RedcapName = "il6_unit"
+    comparator: RedcapName | None = "il6_comparator"
+    assay: RedcapName = "il6_assay"
+    specimen_type: RedcapName = "il6_specimen_type"
+    collected_at: RedcapName = "il6_collected_at"
+
+
+class RedcapWriteBack(BaseModel):
+    """IL6_REDCAP_WRITE_BACK: the REDCap field each part of a decision is written to (JSON; null: not
+    written)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eligibility: RedcapName | None = None
+    risk_group: RedcapName | None = None
+    assessment_id: RedcapName | None = None
+    classifier: RedcapName | None = None
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IL6_", extra="ignore", frozen=True)
+    # A validation error must not print the input: it holds secrets (API tokens, database passwords).
+    model_config = SettingsConfigDict(
+        env_prefix="IL6_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     database_url: SecretStr = Field(
@@ -82,10 +132,51 @@ class Settings(BaseSettings):
         le=256 * 1024 * 1024,
         description="Larger batch request bodies get 413.",
     )
+    study_id: str = Field(
+        default="NCT01488318",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="The study identifier the SDTM LB export writes as STUDYID.",
+    )
     classifier_dir: Path | None = Field(
         default=None, description="A classifier registry directory; the bundled one when unset."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # The REDCap Data Entry Trigger receiver (POST /v1/redcap/data-entry-trigger): off without an API URL.
+    redcap_api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="The REDCap API endpoint records are read from and written to, e.g. "
+        "https://redcap.example.org/api/ (https in production); unset: the receiver is off (404).",
+    )
+    redcap_api_token: SecretStr | None = Field(
+        default=None,
+        description="The project's API token: export rights, and import rights for write-back.",
+    )
+    redcap_project_id: int | None = Field(
+        default=None, ge=1, description="The only REDCap project whose triggers are accepted."
+    )
+    redcap_instrument: str = Field(
+        default="il6_result",
+        pattern=REDCAP_NAME,
+        description="The instrument whose saving as Complete has the record scored.",
+    )
+    redcap_fields: RedcapFields = Field(
+        default_factory=RedcapFields,
+        description="JSON: the REDCap field holding each input; keys left out keep their defaults.",
+    )
+    redcap_write_back: RedcapWriteBack | None = Field(
+        default=None,
+        description="JSON: the REDCap fields the decision is written back to; unset or {}: not written.",
+    )
+    redcap_timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of the project's local date-times (REDCap stores them without an "
+        "offset); unset: collected_at must carry a UTC offset.",
+    )
+    redcap_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="Seconds to wait for each REDCap API call."
+    )
 
     @field_validator("database_role", "checkpoint_file", mode="before")
     @classmethod
@@ -105,6 +196,52 @@ class Settings(BaseSettings):
             raise ValueError("production runs on PostgreSQL: set DATABASE_URL=postgresql+psycopg://...")
         if make_url(self.database_url.get_secret_value()).password in PLACEHOLDER_PASSWORDS:
             raise ValueError("production refuses a placeholder database password: set a real one")
+        return self
+
+    @field_validator(
+        "redcap_api_url",
+        "redcap_api_token",
+        "redcap_project_id",
+        "redcap_write_back",
+        "redcap_timezone",
+        mode="before",
+    )
+    @classmethod
+    def _redcap_empty_is_none(cls, value: object) -> object:
+        """An empty variable (IL6_REDCAP_API_URL=, IL6_REDCAP_WRITE_BACK={}) is unset."""
+        return None if value in ("", {}) else value
+
+    @field_validator("redcap_write_back")
+    @classmethod
+    def _nothing_to_write_is_none(cls, value: RedcapWriteBack | None) -> RedcapWriteBack | None:
+        return None if value is None or not any(value.model_dump().values()) else value
+
+    @field_validator("redcap_timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not a time zone known here (an IANA name, e.g. Europe/Paris)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _redcap_is_complete(self) -> "Settings":
+        if self.redcap_api_url is None:
+            return self
+        token = self.redcap_api_token
+        if token is None or not token.get_secret_value().strip():
+            raise ValueError("IL6_REDCAP_API_URL needs IL6_REDCAP_API_TOKEN")
+        if self.redcap_project_id is None:
+            raise ValueError("IL6_REDCAP_API_URL needs IL6_REDCAP_PROJECT_ID")
+        if self.environment is Environment.PRODUCTION and not self.redcap_api_url.startswith("https://"):
+            raise ValueError("production sends the REDCap API token over https only")
+        if self.redcap_write_back is not None:
+            read = {name for name in self.redcap_fields.model_dump().values() if name is not None}
+            overlap = read & {name for name in self.redcap_write_back.model_dump().values() if name}
+            if overlap:
+                raise ValueError(f"IL6_REDCAP_WRITE_BACK would overwrite fields it reads: {sorted(overlap)}")
         return self
 
 

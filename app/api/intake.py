@@ -6,7 +6,7 @@ domain's ``InvalidInput``, both answered as 422 with pointers into the body. Not
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from app.api.exact_json import JSON_MEDIA_TYPE, parse_exact_json
 from app.api.schemas.assessments import AssessmentIn
+from app.domain.errors import InvalidInput
 from app.service.documents import Submission
 
 Decoder = Callable[[Any], Submission]
@@ -23,21 +24,32 @@ Decoder = Callable[[Any], Submission]
 
 @dataclass(frozen=True)
 class Form:
-    """One accepted request form: its media type, how to read it, and how the OpenAPI document shows it."""
+    """One accepted request form: its media type, how to read it, and how the OpenAPI document shows it.
+
+    ``pointers`` maps a plain request's field (``/il6/assay``) to where the form carries it, so that an
+    error found only when deciding points into the document that was sent.
+    """
 
     media_type: str
     decode: Decoder
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     description: str = ""
+    pointers: Mapping[str, str] = field(default_factory=dict)
+
+    def relocate(self, body: bytes, error: InvalidInput) -> InvalidInput:
+        """``error``, about a plain field, located in the body this form was sent as."""
+        located = self.pointers.get(error.pointer)
+        return error if located is None else InvalidInput(located, error.message)
 
 
-def _plain_json(document: Any) -> Submission:
+def plain_submission(document: Any) -> Submission:
+    """The service's own request body, validated: the rules every other form is held to as well."""
     return AssessmentIn.model_validate(document).to_submission()
 
 
 PLAIN_JSON = Form(
     JSON_MEDIA_TYPE,
-    _plain_json,
+    plain_submission,
     {"$ref": "#/components/schemas/AssessmentIn"},
     "The service's own request body.",
 )

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.classifiers.base import ClassifierDefinitionError
 from app.domain.errors import InvalidInput
+from app.interop.redcap import InvalidRecord
 from app.service.assessments import (
     AlreadySuperseded,
     IdempotencyKeyReused,
@@ -24,6 +25,7 @@ from app.service.assessments import (
 )
 from app.service.checkpoints import InvalidCheckpoint
 from app.service.errors import StoreUnavailable
+from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
 from app.store.repositories import AppendConflict
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,20 @@ NOT_READY = ProblemType(
     503,
     "The database is unreachable or not at the newest schema migration.",
 )
+UPSTREAM_UNAVAILABLE = ProblemType(
+    "upstream-unavailable",
+    "Upstream system unavailable",
+    502,
+    "A system the result had to be read from (REDCap) could not be reached, or answered with an error or in "
+    "an unexpected shape, so nothing was decided. What it answered is not repeated.",
+)
+SOURCE_NOT_ACCEPTED = ProblemType(
+    "source-not-accepted",
+    "Source not accepted",
+    403,
+    "The request names a source (a REDCap project) this service is not configured to accept; nothing was "
+    "read or decided.",
+)
 INTERNAL = ProblemType("internal-error", "Internal error", 500, "An unexpected error; it was logged.")
 
 PROBLEM_TYPES = {
@@ -132,6 +148,8 @@ PROBLEM_TYPES = {
         INVALID_CHECKPOINT,
         REPLAY_UNAVAILABLE,
         NOT_READY,
+        UPSTREAM_UNAVAILABLE,
+        SOURCE_NOT_ACCEPTED,
         INTERNAL,
     )
 }
@@ -225,6 +243,20 @@ async def _invalid_input(_request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+async def _invalid_record(_request: Request, exc: Exception) -> ProblemResponse:
+    invalid = cast(InvalidRecord, exc)
+    errors = [FieldError(detail=error.message, pointer=error.pointer) for error in invalid.errors]
+    return problem_response(VALIDATION, detail=_count(len(errors)), errors=errors)
+
+
+async def _upstream_unavailable(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(UPSTREAM_UNAVAILABLE, detail=f"{exc}. Nothing was decided.")
+
+
+async def _source_not_accepted(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(SOURCE_NOT_ACCEPTED, detail=str(exc))
+
+
 async def _invalid_cursor(_request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(
         VALIDATION,
@@ -302,6 +334,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(InvalidRecord, _invalid_record)
+    app.add_exception_handler(UpstreamUnavailable, _upstream_unavailable)
+    app.add_exception_handler(SourceNotAccepted, _source_not_accepted)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(ReplayUnavailable, _replay_unavailable)

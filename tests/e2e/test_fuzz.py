@@ -4,6 +4,7 @@ Schemathesis sends valid and invalid requests to every operation; whatever it se
 answer 5xx, and every answer must match the documented status codes, media types and schemas.
 """
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ from tests.e2e.conftest import (
     production_backend,
     running_server,
 )
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(_context: schemathesis.SerializationContext, value: Any) -> bytes:
+    """A generated batch (a list of bodies, or anything else) written one JSON document per line."""
+    items = value if isinstance(value, list) else [value]
+    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
+
 
 schema = schemathesis.openapi.from_path(PROJECT_ROOT / "openapi" / "openapi.json")
 CHECKS: list[CheckFunction] = [

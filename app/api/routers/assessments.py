@@ -7,7 +7,10 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import ExactJSONRoute, require_json_if_body
+from app.api.fhir import FHIR_CONTENT, fhir_decision, prefers_fhir
 from app.api.intake import PLAIN_JSON, Intake
+from app.api.intake_fhir import FHIR_OBSERVATION
+from app.api.intake_sdtm import SDTM_LB
 from app.api.problems import (
     NOT_FOUND,
     PAYLOAD_TOO_LARGE,
@@ -27,6 +30,7 @@ from app.api.schemas.assessments import (
     ReplayOut,
 )
 from app.api.schemas.common import IDENTIFIER_PATTERN
+from app.domain.errors import InvalidInput
 from app.service.assessments import AssessmentService, RawRequest
 
 CLASSIFIER_HEADER = "Classifier-Version"
@@ -39,7 +43,7 @@ router = APIRouter(prefix="/v1", tags=["assessments"], route_class=ExactJSONRout
 Service = Annotated[AssessmentService, Depends(get_assessments)]
 
 
-INTAKE = Intake(PLAIN_JSON)
+INTAKE = Intake(PLAIN_JSON, SDTM_LB, FHIR_OBSERVATION)
 """The forms POST /v1/assessments accepts."""
 
 
@@ -51,7 +55,9 @@ INTAKE = Intake(PLAIN_JSON)
     responses={
         201: {
             "description": "The decision, recorded in the audit store before this answer was sent; or, "
-            "for a retry with the same Idempotency-Key, the decision that key first made.",
+            "for a retry with the same Idempotency-Key, the decision that key first made. As a FHIR "
+            "Bundle when Accept ranks application/fhir+json above application/json.",
+            "content": FHIR_CONTENT,
             "headers": {
                 "Location": {"description": "The decision's URL.", "schema": {"type": "string"}},
                 CLASSIFIER_HEADER: {
@@ -90,19 +96,24 @@ async def create_assessment(
             "still running, 409. Keys are per client and kept at least 24 hours.",
         ),
     ] = None,
-) -> AssessmentOut:
+) -> AssessmentOut | Response:
     """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
     form = INTAKE.form_of(request)
     body = await request.body()
     submission = INTAKE.read(form, body)
     raw = RawRequest(body=body, media_type=form.media_type)
     key = None if idempotency_key is None else idempotency_key.strip('"')
-    outcome = await service.decide(submission, raw, caller, key)
+    try:
+        outcome = await service.decide(submission, raw, caller, key)
+    except InvalidInput as error:
+        raise form.relocate(body, error) from None
     out = AssessmentOut.from_record(outcome.recorded)
     response.headers["Location"] = f"/v1/assessments/{out.id}"
     if outcome.replayed:
         response.headers[REPLAYED_HEADER] = "true"
     _name_classifier(response, out)
+    if prefers_fhir(request.headers.get("accept")):
+        return fhir_decision(outcome.recorded, 201, dict(response.headers))
     return out
 
 
@@ -113,15 +124,26 @@ def _name_classifier(response: Response, out: AssessmentOut) -> None:
 @router.get(
     "/assessments/{assessment_id}",
     response_model=AssessmentOut,
-    responses=responses(NOT_FOUND, VALIDATION, STORE_UNAVAILABLE),
+    responses={
+        200: {
+            "description": "The recorded decision; as a FHIR Bundle when Accept ranks "
+            "application/fhir+json above application/json.",
+            "content": FHIR_CONTENT,
+        },
+        **responses(NOT_FOUND, VALIDATION, STORE_UNAVAILABLE),
+    },
 )
-async def get_assessment(assessment_id: uuid.UUID, response: Response, service: Service) -> AssessmentOut:
+async def get_assessment(
+    assessment_id: uuid.UUID, request: Request, response: Response, service: Service
+) -> AssessmentOut | Response:
     """Read a recorded decision, exactly as it was given."""
     recorded = await service.get(assessment_id)
     if recorded is None:
         raise HTTPException(404, "No assessment with this id.")
     out = AssessmentOut.from_record(recorded)
     _name_classifier(response, out)
+    if prefers_fhir(request.headers.get("accept")):
+        return fhir_decision(recorded, 200, dict(response.headers))
     return out
 
 

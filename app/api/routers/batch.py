@@ -124,7 +124,10 @@ async def _problem(request: Request, error: Exception) -> tuple[int, dict[str, A
                 JSON_MEDIA_TYPE: {
                     "schema": {"type": "array", "items": {"$ref": "#/components/schemas/AssessmentIn"}}
                 },
-                NDJSON_MEDIA_TYPE: {"schema": {"type": "string"}},
+                # Each line one body: the schema is of the items, as the JSON array's.
+                NDJSON_MEDIA_TYPE: {
+                    "schema": {"type": "array", "items": {"$ref": "#/components/schemas/AssessmentIn"}}
+                },
             },
         }
     },

@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         le=600,
-        description="A decision's whole database transaction must finish in this time, else 503.",
+        description="A decision's whole database transaction must finish in this time, else 503 (the "
+        "driver then takes up to a few more seconds to cancel the query and drop the connection).",
     )
     db_idle_in_transaction_timeout_ms: int = Field(
         default=10_000,

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -48,13 +48,16 @@ class Backend:
     environment: str
     state_dir: Path
     """Holds the audit signing key and the checkpoint log."""
+    extra_environment: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """More variables for the processes (IL6_* settings, say), set last: they override those above."""
 
     @property
     def signing_key_file(self) -> Path:
         return self.state_dir / "audit-signing-key.pem"
 
     def process_environment(self) -> dict[str, str]:
-        """The inherited environment without any IL6_* or DATABASE_URL setting, then this backend's."""
+        """The inherited environment without any IL6_* or DATABASE_URL setting, then this backend's, then
+        ``extra_environment``."""
         inherited = {
             key: value
             for key, value in os.environ.items()
@@ -67,6 +70,7 @@ class Backend:
             "IL6_SIGNING_KEY_FILE": str(self.signing_key_file),
             "IL6_CHECKPOINT_FILE": str(self.state_dir / "audit-checkpoints.jsonl"),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_environment,
         }
 
 

@@ -24,9 +24,8 @@ from app.service.assessments import (
     RequestInProgress,
 )
 from app.service.checkpoints import InvalidCheckpoint
-from app.service.errors import StoreUnavailable
+from app.service.errors import AppendConflict, StoreUnavailable
 from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
-from app.store.repositories import AppendConflict
 
 logger = logging.getLogger(__name__)
 

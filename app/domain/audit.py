@@ -170,7 +170,11 @@ class ChainVerifier:
 
     def __init__(self, after: ChainHead | None = None, checkpoints: Iterable[Checkpoint] = ()) -> None:
         self._previous = after or ChainHead.empty()
-        self._checkpoints = {checkpoint.seq: checkpoint for checkpoint in checkpoints}
+        # Every checkpoint counts, several at one seq included: two signed heads of one seq that differ
+        # (a true one and one signed after a rewrite) must not let the later hide the earlier.
+        self._checkpoints: dict[int, list[Checkpoint]] = {}
+        for checkpoint in checkpoints:
+            self._checkpoints.setdefault(checkpoint.seq, []).append(checkpoint)
         self._first: int | None = None
         self._checked = 0
         self.broken: BrokenLink | None = None
@@ -208,9 +212,9 @@ class ChainVerifier:
             return BrokenLink(
                 seq, Break.TIME_REVERSED, canonical_time(previous.recorded_at), record["recorded_at"]
             )
-        checkpoint = self._checkpoints.get(seq)
-        if checkpoint is not None and checkpoint.hash != stored_hash:
-            return BrokenLink(seq, Break.CHECKPOINT_HASH, checkpoint.hash, stored_hash)
+        for checkpoint in self._checkpoints.get(seq, ()):
+            if checkpoint.hash != stored_hash:
+                return BrokenLink(seq, Break.CHECKPOINT_HASH, checkpoint.hash, stored_hash)
         return None
 
     def finish(self) -> Verification:
@@ -226,5 +230,5 @@ class ChainVerifier:
             last_seq=last.seq if self._checked else None,
             last_hash=last.hash if self._checked else None,
             broken=self.broken,
-            checkpoints=len(self._checkpoints),
+            checkpoints=sum(len(kept) for kept in self._checkpoints.values()),
         )

@@ -288,8 +288,10 @@ class AssessmentService:
         if claimed.fingerprint != bound_to:
             raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
         earlier = await uow.assessments.get(claimed.assessment_id)
-        if earlier is None:  # the foreign key makes this impossible; never answer without the record
-            raise StoreUnavailable("the decision bound to this Idempotency-Key could not be read")
+        # The key table is not chained: answer only with a record that itself names this client and key
+        # (the foreign key makes a missing one impossible; never answer without the record).
+        if earlier is None or (earlier.row.client_id, earlier.row.idempotency_key) != (client_id, key):
+            raise StoreUnavailable("the decision bound to this Idempotency-Key could not be confirmed")
         return RecordedAssessment.from_stored(earlier)
 
     @staticmethod

@@ -151,3 +151,5 @@ class CheckpointPublisher:
                 logger.warning("audit checkpoint skipped: the audit store is unavailable")
             except OSError as error:
                 logger.error("audit checkpoint not written: %s", type(error).__name__)
+            except Exception as error:  # the task must outlive any one failure, and say so
+                logger.error("audit checkpoint failed: %s", type(error).__name__)

@@ -68,9 +68,9 @@ def read_export(file: TextIO) -> Iterator[dict[str, Any]]:
                 raise UnreadableExport("the CSV header is not an audit export's")
             for row in reader:
                 yield _checked(_from_csv_row(row))
-    except (json.JSONDecodeError, ValueError) as error:
-        if isinstance(error, UnreadableExport):
-            raise
+    except UnreadableExport:
+        raise
+    except (ValueError, TypeError, csv.Error) as error:  # JSONDecodeError is a ValueError
         raise UnreadableExport(f"not an audit export: {error}") from None
 
 

@@ -65,7 +65,7 @@ END
 $$;
 REVOKE ALL ON assessment, idempotency_key FROM PUBLIC;
 GRANT SELECT, INSERT ON assessment TO {APP_ROLE};
-GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_key TO {APP_ROLE};
+GRANT SELECT, INSERT, DELETE ON idempotency_key TO {APP_ROLE};
 GRANT SELECT ON alembic_version TO {APP_ROLE};
 """  # noqa: S608 - formats in a constant role name, no input
 
@@ -93,14 +93,20 @@ def _link_existing_rows() -> None:
     )
     bind = op.get_bind()
     head = ChainHead.empty()
-    rows = bind.execute(sa.select(assessment).order_by(assessment.c.seq)).mappings().all()
+    # In time order: before the chain, two writers could commit seq n+1 timed before seq n; linked in
+    # seq order those rows would read as time going backwards, an alarm no one could ever clear.
+    ordered = sa.select(assessment).order_by(assessment.c.recorded_at, assessment.c.seq)
+    rows = bind.execute(ordered).mappings().all()
+    # Renumbering may move a row onto a number another row still holds: park every row out of the way
+    # first (negative numbers, never issued), then number them 1..n.
+    bind.execute(sa.update(assessment).values(seq=-assessment.c.seq))
     for seq, row in enumerate(rows, start=1):
         values = {**row, "seq": seq, "prev_hash": head.hash, "client_id": LEGACY_CLIENT}
         values["recorded_at"] = _aware(row["recorded_at"])
         digest = record_hash(to_record(values))
         bind.execute(
             sa.update(assessment)
-            .where(assessment.c.seq == row["seq"])
+            .where(assessment.c.seq == -row["seq"])
             .values(seq=seq, prev_hash=head.hash, hash=digest, client_id=LEGACY_CLIENT)
         )
         head = ChainHead(seq, digest, values["recorded_at"])
@@ -152,7 +158,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
+    bind = op.get_bind()
+    dialect = bind.dialect.name
+    if bind.execute(sa.text("SELECT count(*) FROM assessment")).scalar_one():
+        # Going down drops who asked, corrections and the chain; coming back up would relink the records
+        # as 'unrecorded' with new hashes, and every receipt a caller holds would stop matching.
+        raise RuntimeError("refusing to downgrade below 0002: the audit trail holds records")
     if dialect == "postgresql":
         op.execute("DROP TRIGGER assessment_no_truncate ON assessment")
         op.execute("DROP TRIGGER assessment_no_update_or_delete ON assessment")

@@ -871,3 +871,13 @@ async def test_offline_verification_refuses_an_unverifiable_checkpoint(
 
     assert status == 2, output
     assert refusal in output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_an_inverted_range_is_refused(client: httpx.AsyncClient) -> None:
+    by_query = await client.get("/v1/audit/verify", params={"from_seq": 5, "to_seq": 4})
+    by_body = await client.post("/v1/audit/verify", json={"from_seq": 5, "to_seq": 4})
+
+    assert by_query.status_code == by_body.status_code == 422
+    assert by_query.json()["errors"][0]["parameter"] == "to_seq"
+    assert by_body.json()["errors"][0]["pointer"] == "/to_seq"

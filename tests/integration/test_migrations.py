@@ -40,12 +40,13 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 
 
 def _insert_legacy_rows(url: str) -> None:
-    """Decisions as revision 0001 stored them: sequence-numbered (with a gap), no chain fields."""
+    """Decisions as revision 0001 stored them: sequence-numbered with a gap, no chain fields, and two
+    writers' commits out of time order (seq 5 timed before seq 2), as 0001 could record them."""
     engine = create_engine(database_urls(url)[1])
     start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     with engine.begin() as connection:
-        for index, seq in enumerate((1, 2, 5)[:LEGACY_ROWS]):
-            recorded_at = start + timedelta(seconds=index)
+        for index, (seq, offset) in enumerate(((1, 0), (2, 2), (5, 1))[:LEGACY_ROWS]):
+            recorded_at = start + timedelta(seconds=offset)
             connection.execute(
                 text(
                     "INSERT INTO assessment (seq, id, recorded_at, subject_id, site_id, classifier_name, "
@@ -83,6 +84,8 @@ def test_existing_decisions_are_linked_into_the_chain(empty_database: str) -> No
     finally:
         engine.dispose()
     assert [row["seq"] for row in rows] == list(range(1, LEGACY_ROWS + 1))  # the old gap is closed
+    # Linked in time order, so that the chain never reads as time going backwards.
+    assert [row["subject_id"] for row in rows] == ["LEGACY-0", "LEGACY-2", "LEGACY-1"]
     previous = GENESIS_HASH
     for row in rows:
         values = dict(row)
@@ -97,6 +100,17 @@ def test_existing_decisions_are_linked_into_the_chain(empty_database: str) -> No
         assert values["prev_hash"] == previous
         assert values["hash"] == record_hash(to_record(values))
         previous = values["hash"]
+
+
+def test_the_audit_migration_will_not_go_down_over_records(empty_database: str) -> None:
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0001")
+    _insert_legacy_rows(empty_database)
+    command.upgrade(config, "head")
+
+    with pytest.raises(RuntimeError, match="holds records"):
+        command.downgrade(config, "0001")
+    command.check(config)  # still at head, untouched
 
 
 def test_the_audit_migration_round_trips(empty_database: str) -> None:

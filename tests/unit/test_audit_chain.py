@@ -225,6 +225,25 @@ def test_a_recomputed_chain_differs_from_an_earlier_checkpoint() -> None:
     assert (outcome.broken.seq, outcome.broken.reason) == (3, Break.CHECKPOINT_HASH)
 
 
+def test_a_later_checkpoint_of_a_rewritten_chain_does_not_hide_an_earlier_one() -> None:
+    links = chain(4)
+    true = Checkpoint(3, links[2][1])
+    rewritten: list[tuple[dict[str, Any], str, str]] = []
+    previous = GENESIS_HASH
+    for record, _, body in links:
+        record = dict(record, prev_hash=previous)
+        if record["seq"] == 2:
+            record["risk_group"] = "high"
+        previous = record_hash(record)
+        rewritten.append((record, previous, body))
+    forged = Checkpoint(3, rewritten[2][1])  # what the service would sign of the rewritten head
+
+    for kept in ([true, forged], [forged, true]):
+        outcome = verify(rewritten, checkpoints=kept)
+        assert outcome.broken is not None
+        assert (outcome.broken.seq, outcome.broken.reason) == (3, Break.CHECKPOINT_HASH)
+
+
 def test_a_cut_tail_is_shown_by_a_checkpoint_beyond_the_end() -> None:
     links = chain(5)
     kept = Checkpoint(5, links[4][1])

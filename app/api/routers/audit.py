@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
@@ -40,6 +41,13 @@ class ExportFormat(StrEnum):
     CSV = "csv"
 
 
+def _check_range(from_seq: int, to_seq: int | None, where: str) -> None:
+    if to_seq is not None and to_seq < from_seq:
+        raise RequestValidationError(
+            [{"type": "range", "loc": (where, "to_seq"), "msg": "to_seq must not be before from_seq"}]
+        )
+
+
 @router.get(
     "/verify",
     response_model=VerificationOut,
@@ -49,6 +57,7 @@ async def verify_chain(
     audit: Audit, from_seq: SequenceNumber = 1, to_seq: SequenceNumber | None = None
 ) -> VerificationOut:
     """Check the audit chain (or the range from_seq..to_seq) and report the first broken link."""
+    _check_range(from_seq, to_seq, "query")
     verification = await audit.verify(from_seq=from_seq, to_seq=to_seq)
     return VerificationOut.from_verification(verification)
 
@@ -64,6 +73,7 @@ async def verify_chain(
 async def verify_chain_against_checkpoints(body: VerifyIn, audit: Audit) -> VerificationOut:
     """Check the chain as GET does, and against signed checkpoints kept earlier: a checkpoint the chain no
     longer reaches shows a cut tail, one whose record differs shows a rewritten chain."""
+    _check_range(body.from_seq, body.to_seq, "body")
     checkpoints = [checkpoint.to_signed() for checkpoint in body.checkpoints]
     verification = await audit.verify(from_seq=body.from_seq, to_seq=body.to_seq, checkpoints=checkpoints)
     return VerificationOut.from_verification(verification)

@@ -81,7 +81,12 @@ class AssessmentIn(BaseModel):
         "earlier decision stays recorded, marked superseded. Requires correction_reason.",
     )
     correction_reason: str | None = Field(
-        None, min_length=1, max_length=1000, description="Why the earlier result was corrected."
+        None,
+        min_length=1,
+        max_length=1000,
+        # Printable text: a NUL cannot be stored by PostgreSQL, and control characters have no place here.
+        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+        description="Why the earlier result was corrected (printable text, tabs and line breaks allowed).",
     )
 
     def to_submission(self) -> Submission:

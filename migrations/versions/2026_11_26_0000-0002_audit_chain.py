@@ -1,9 +1,10 @@
 """The audit chain: hash-linked, append-only decisions that name their caller; idempotency keys.
 
-Existing decisions are linked into the chain in sequence order (their caller recorded as 'unrecorded'),
-then the database is made to refuse UPDATE, DELETE and TRUNCATE on ``assessment``: by triggers on both
-backends, and on PostgreSQL also by privileges, granting the service's role ``il6_app`` only SELECT and
-INSERT on the audit trail.
+Existing decisions are linked into the chain in time order (their caller recorded as 'unrecorded'), then
+the database is made to refuse UPDATE, DELETE and TRUNCATE on ``assessment``: by triggers on both backends,
+and on PostgreSQL also by privileges, granting the service's role ``il6_app`` only SELECT and INSERT on the
+audit trail. A trigger also refuses an INSERT that does not extend the chain head (its seq and prev_hash,
+no earlier than the head's time, and on PostgreSQL not in the future).
 
 Revision ID: 0002
 Revises: 0001
@@ -50,6 +51,30 @@ CREATE TRIGGER assessment_no_update_or_delete BEFORE UPDATE OR DELETE ON assessm
     FOR EACH ROW EXECUTE FUNCTION assessment_append_only();
 CREATE TRIGGER assessment_no_truncate BEFORE TRUNCATE ON assessment
     FOR EACH STATEMENT EXECUTE FUNCTION assessment_append_only();
+
+CREATE FUNCTION assessment_extends_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    head RECORD;
+BEGIN
+    SELECT seq, hash, recorded_at INTO head FROM assessment ORDER BY seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        IF NEW.seq <> 1 OR NEW.prev_hash <> repeat('0', 64) THEN
+            RAISE EXCEPTION 'assessment % does not start the audit chain', NEW.seq
+                USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+    ELSIF NEW.seq <> head.seq + 1 OR NEW.prev_hash <> head.hash OR NEW.recorded_at < head.recorded_at THEN
+        RAISE EXCEPTION 'assessment % does not extend the audit chain head', NEW.seq
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF NEW.recorded_at > clock_timestamp() + interval '5 seconds' THEN
+        RAISE EXCEPTION 'assessment % is timed in the future', NEW.seq
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER assessment_extends_chain BEFORE INSERT ON assessment
+    FOR EACH ROW EXECUTE FUNCTION assessment_extends_chain();
 """
 
 PG_ROLE = f"""
@@ -70,6 +95,13 @@ GRANT SELECT ON alembic_version TO {APP_ROLE};
 """  # noqa: S608 - formats in a constant role name, no input
 
 SQLITE_APPEND_ONLY = (
+    f"""CREATE TRIGGER assessment_extends_chain BEFORE INSERT ON assessment
+    WHEN NEW.seq <> COALESCE((SELECT max(seq) FROM assessment), 0) + 1
+      OR NEW.prev_hash <> COALESCE(
+          (SELECT hash FROM assessment ORDER BY seq DESC LIMIT 1), '{"0" * 64}')
+      OR NEW.recorded_at < COALESCE(
+          (SELECT recorded_at FROM assessment ORDER BY seq DESC LIMIT 1), NEW.recorded_at)
+    BEGIN SELECT RAISE(ABORT, 'assessment does not extend the audit chain head'); END""",  # noqa: S608
     """CREATE TRIGGER assessment_no_update BEFORE UPDATE ON assessment
     BEGIN SELECT RAISE(ABORT, 'assessment is an append-only audit trail: UPDATE refused'); END""",
     """CREATE TRIGGER assessment_no_delete BEFORE DELETE ON assessment
@@ -168,8 +200,11 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER assessment_no_truncate ON assessment")
         op.execute("DROP TRIGGER assessment_no_update_or_delete ON assessment")
         op.execute("DROP FUNCTION assessment_append_only()")
+        op.execute("DROP TRIGGER assessment_extends_chain ON assessment")
+        op.execute("DROP FUNCTION assessment_extends_chain()")
         op.execute(f"REVOKE ALL ON assessment FROM {APP_ROLE}")
     else:
+        op.execute("DROP TRIGGER assessment_extends_chain")
         op.execute("DROP TRIGGER assessment_no_delete")
         op.execute("DROP TRIGGER assessment_no_update")
     op.drop_table("idempotency_key")

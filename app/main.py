@@ -23,7 +23,7 @@ from app.api.routers import redcap as redcap_routes
 from app.domain.classifiers.registry import load_registry
 from app.service.assessments import AssessmentService
 from app.service.audit import AuditService, CheckpointPublisher
-from app.service.checkpoints import CheckpointSigner, load_signing_key
+from app.service.checkpoints import CheckpointSigner, last_signed, load_signing_key
 from app.service.readiness import ReadinessProbe
 from app.service.redcap import RedcapReceiver
 from app.settings import Environment, Settings, get_settings
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     engine = create_engine_for(settings)
     unit_of_work = partial(UnitOfWork, create_session_factory(engine))
-    audit = AuditService(unit_of_work, CheckpointSigner(signing_key))
+    signer = CheckpointSigner(signing_key)
+    audit = AuditService(unit_of_work, signer, anchor=last_signed(settings.checkpoint_file, signer))
     services = Services(
         registry=registry,
         assessments=AssessmentService(

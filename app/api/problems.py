@@ -23,6 +23,7 @@ from app.service.assessments import (
     ReplayUnavailable,
     RequestInProgress,
 )
+from app.service.audit import ChainBroken
 from app.service.checkpoints import InvalidCheckpoint
 from app.service.errors import AppendConflict, StoreUnavailable
 from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
@@ -96,6 +97,13 @@ APPEND_CONFLICT = ProblemType(
     409,
     "A record written at the same moment conflicts with this one; nothing was recorded. Retry.",
 )
+CHAIN_BROKEN = ProblemType(
+    "audit-chain-broken",
+    "Audit chain broken",
+    409,
+    "The audit chain no longer extends the last checkpoint this service signed (records were cut or "
+    "rewritten), so it signs no checkpoint; `il6 audit verify` finds the broken link.",
+)
 INVALID_CHECKPOINT = ProblemType(
     "invalid-checkpoint",
     "Invalid checkpoint",
@@ -145,6 +153,7 @@ PROBLEM_TYPES = {
         ALREADY_SUPERSEDED,
         APPEND_CONFLICT,
         INVALID_CHECKPOINT,
+        CHAIN_BROKEN,
         REPLAY_UNAVAILABLE,
         NOT_READY,
         UPSTREAM_UNAVAILABLE,
@@ -314,6 +323,10 @@ async def _append_conflict(_request: Request, exc: Exception) -> ProblemResponse
     return problem_response(APPEND_CONFLICT, detail=str(exc), headers={"Retry-After": "1"})
 
 
+async def _chain_broken(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(CHAIN_BROKEN, detail=str(exc))
+
+
 async def _invalid_checkpoint(_request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(INVALID_CHECKPOINT, detail=str(exc))
 
@@ -344,4 +357,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AlreadySuperseded, _already_superseded)
     app.add_exception_handler(AppendConflict, _append_conflict)
     app.add_exception_handler(InvalidCheckpoint, _invalid_checkpoint)
+    app.add_exception_handler(ChainBroken, _chain_broken)
     app.add_exception_handler(ClassifierDefinitionError, _classifier_definition)

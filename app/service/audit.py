@@ -32,22 +32,48 @@ def export_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**to_record(row), "hash": row["hash"], "request_body": row["request_body"]}
 
 
+class ChainBroken(Exception):
+    """The chain no longer extends the last checkpoint this service signed, so it signs nothing more."""
+
+
 class AuditService:
     def __init__(
-        self, unit_of_work: Callable[[], UnitOfWork], signer: CheckpointSigner, batch_size: int = 2000
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        signer: CheckpointSigner,
+        batch_size: int = 2000,
+        anchor: SignedCheckpoint | None = None,
     ) -> None:
+        """``anchor`` is the last checkpoint signed before this start (the checkpoint log's last line)."""
         self._unit_of_work = unit_of_work
         self.signer = signer
         self._batch_size = batch_size
+        self._anchor = anchor
 
     async def head(self) -> tuple[datetime, ChainHead]:
         async with self._unit_of_work() as uow:
             return await uow.assessments.head()
 
     async def checkpoint(self) -> SignedCheckpoint:
-        """The chain head now, signed: keep it outside the database to check the chain against later."""
+        """The chain head now, signed: keep it outside the database to check the chain against later.
+
+        Only a chain that still extends the last checkpoint signed is signed again (checked from that
+        checkpoint on): the service never vouches for a head an owner produced by cutting or rewriting.
+        """
         now, head = await self.head()
-        return self.signer.sign(head.seq, head.hash, now)
+        anchor = self._anchor
+        if anchor is not None and anchor.seq > 0:
+            verification = await self.verify(from_seq=anchor.seq, checkpoints=[anchor])
+            if not verification.intact:
+                logger.error("audit chain does not extend the checkpoint at seq %d: not signing", anchor.seq)
+                raise ChainBroken(
+                    f"the audit chain does not extend the checkpoint signed at seq {anchor.seq}; "
+                    "run `il6 audit verify` to find the broken link"
+                )
+        signed = self.signer.sign(head.seq, head.hash, now)
+        if anchor is None or signed.seq >= anchor.seq:
+            self._anchor = signed
+        return signed
 
     async def verify(
         self,
@@ -149,6 +175,8 @@ class CheckpointPublisher:
                 await self.publish()
             except StoreUnavailable:
                 logger.warning("audit checkpoint skipped: the audit store is unavailable")
+            except ChainBroken:
+                pass  # logged where found; the service keeps deciding, and keeps refusing to sign
             except OSError as error:
                 logger.error("audit checkpoint not written: %s", type(error).__name__)
             except Exception as error:  # the task must outlive any one failure, and say so

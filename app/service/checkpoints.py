@@ -9,6 +9,7 @@ The signed statement is the RFC 8785 serialisation of ``{"log", "seq", "hash", "
 import base64
 import binascii
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -171,3 +172,17 @@ def load_signing_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
     if not isinstance(loaded, Ed25519PrivateKey):
         raise SigningKeyMissing(f"{path} does not hold an Ed25519 private key")
     return loaded
+
+
+def last_signed(path: Path | None, signer: CheckpointSigner) -> SignedCheckpoint | None:
+    """The last checkpoint in a checkpoint log that this signer's key signed; None when there is none."""
+    if path is None or not path.is_file():
+        return None
+    for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+        try:
+            checkpoint = SignedCheckpoint.from_document(json.loads(line))
+            checkpoint.verify(signer.public_key)
+        except (ValueError, InvalidCheckpoint):
+            continue  # another key's, or not a checkpoint: not ours to build on
+        return checkpoint
+    return None

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime
 from app.api.deps import get_audit
 from app.api.exact_json import ExactJSONRoute, require_json
 from app.api.problems import (
+    CHAIN_BROKEN,
     INVALID_CHECKPOINT,
     PAYLOAD_TOO_LARGE,
     STORE_UNAVAILABLE,
@@ -79,7 +80,7 @@ async def verify_chain_against_checkpoints(body: VerifyIn, audit: Audit) -> Veri
     return VerificationOut.from_verification(verification)
 
 
-@router.get("/checkpoint", response_model=CheckpointOut, responses=responses(STORE_UNAVAILABLE))
+@router.get("/checkpoint", response_model=CheckpointOut, responses=responses(CHAIN_BROKEN, STORE_UNAVAILABLE))
 async def checkpoint(audit: Audit) -> CheckpointOut:
     """The chain head now, signed with the service's Ed25519 key. Keep it outside the database."""
     signed = await audit.checkpoint()

@@ -9,6 +9,8 @@ from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import problems
 from app.api.body_limit import BodyLimitMiddleware
@@ -29,6 +31,7 @@ from app.service.redcap import RedcapReceiver
 from app.settings import Environment, Settings, get_settings
 from app.store.database import create_engine_for, create_session_factory
 from app.store.migrations import head_revisions
+from app.store.privileges import login_privileges
 from app.store.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("app")
@@ -39,6 +42,27 @@ Decides whether a subject qualifies for the biomarker-enrichment stage of the da
 store before answering. Every clinical number the rules use comes from a versioned, checksummed classifier
 definition (its parameters and assays), with its source: see /v1/classifiers and /v1/assays.
 """
+
+
+async def _refuse_a_login_that_can_alter_the_audit_trail(engine: AsyncEngine) -> None:
+    """Production runs on a login that cannot step out of the audit role into owning the trail.
+
+    The role set at connection start limits the service to SELECT and INSERT, but a login that owns the
+    table (or is a superuser) can RESET ROLE; so production does not start on one (docs/audit.md).
+    """
+    try:
+        privileges = await login_privileges(engine)
+    except (SQLAlchemyError, OSError) as error:
+        raise RuntimeError(
+            f"production start refused: the database login's privileges could not be checked "
+            f"({type(error).__name__})"
+        ) from None
+    if privileges is not None and privileges.can_alter_audit_trail:
+        raise RuntimeError(
+            f"production start refused: the database login {privileges.login!r} "
+            f"{'is a superuser' if privileges.superuser else 'owns the audit trail'}; connect as a login "
+            "that is a member of il6_app and owns nothing (docs/audit.md)"
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -75,6 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.environment is Environment.PRODUCTION:
+            try:
+                await _refuse_a_login_that_can_alter_the_audit_trail(engine)
+            except RuntimeError:
+                await engine.dispose()
+                raise
         # Objects alive after start-up never need collecting: keep them out of the collector's scans.
         gc.freeze()
         publishing = (

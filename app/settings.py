@@ -20,8 +20,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/il6.sqlite3"
-PLACEHOLDER_PASSWORDS = frozenset({"il6-development-only", "postgres", "password", "changeme"})
-"""Passwords that only a development set-up may use (the first is docker-compose.yml's default)."""
+PLACEHOLDER_PASSWORDS = frozenset(
+    {"il6-development-only", "il6-service-development-only", "postgres", "password", "changeme"}
+)
+"""Passwords that only a development set-up may use (the first two are docker-compose.yml's defaults)."""
 
 
 class Environment(StrEnum):
@@ -197,6 +199,8 @@ class Settings(BaseSettings):
             raise ValueError("production runs on PostgreSQL: set DATABASE_URL=postgresql+psycopg://...")
         if make_url(self.database_url.get_secret_value()).password in PLACEHOLDER_PASSWORDS:
             raise ValueError("production refuses a placeholder database password: set a real one")
+        if self.database_role is None:
+            raise ValueError("production acts as the audit role: IL6_DATABASE_ROLE may not be empty")
         return self
 
     @field_validator(

@@ -287,6 +287,20 @@ def fresh_database(admin_url: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+SERVICE_LOGIN = "il6_bench_service"
+SERVICE_LOGIN_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'il6_bench_service') THEN
+        CREATE ROLE il6_bench_service LOGIN IN ROLE il6_app;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$
+"""
+
+
 def service_environment(database_url: str, state: Path, pool_size: int | None) -> dict[str, str]:
     inherited = {
         key: value
@@ -443,7 +457,12 @@ def main() -> int:
             environment,
             scratch,
         )
-        with running_service(environment, scratch, scratch) as base_url:
+        # Production runs on a login that is a member of il6_app and owns nothing (docs/audit.md).
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(SERVICE_LOGIN_SQL)
+        service_url = make_url(url).set(username=SERVICE_LOGIN).render_as_string(hide_password=False)
+        serving = {**environment, "DATABASE_URL": service_url}
+        with running_service(serving, scratch, scratch) as base_url:
             results: list[StageResult] = []
             if args.warmup > 0:
                 results.append(stage(base_url, args.concurrency[0], args.warmup, scratch))

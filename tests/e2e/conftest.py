@@ -50,14 +50,19 @@ class Backend:
     """Holds the audit signing key and the checkpoint log."""
     extra_environment: Mapping[str, str] = field(default_factory=dict, hash=False)
     """More variables for the processes (IL6_* settings, say), set last: they override those above."""
+    service_login: str | None = None
+    """The login the server connects as, when it is not the URL's (the owner's, which migrates)."""
 
     @property
     def signing_key_file(self) -> Path:
         return self.state_dir / "audit-signing-key.pem"
 
-    def process_environment(self) -> dict[str, str]:
+    def process_environment(self, *, as_service: bool = True) -> dict[str, str]:
         """The inherited environment without any IL6_* or DATABASE_URL setting, then this backend's, then
-        ``extra_environment``."""
+        ``extra_environment``. ``as_service``: the server's login; else the URL's own (to migrate)."""
+        url = self.database_url
+        if as_service and self.service_login is not None:
+            url = make_url(url).set(username=self.service_login).render_as_string(hide_password=False)
         inherited = {
             key: value
             for key, value in os.environ.items()
@@ -65,7 +70,7 @@ class Backend:
         }
         return {
             **inherited,
-            "DATABASE_URL": self.database_url,
+            "DATABASE_URL": url,
             "IL6_ENVIRONMENT": self.environment,
             "IL6_SIGNING_KEY_FILE": str(self.signing_key_file),
             "IL6_CHECKPOINT_FILE": str(self.state_dir / "audit-checkpoints.jsonl"),
@@ -129,9 +134,30 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield production_backend(url, tmp_path)
 
 
+SERVICE_LOGIN = "il6_e2e_service"
+"""A login that is a member of the audit role and owns nothing, as production requires."""
+_SERVICE_LOGIN_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'il6_app') THEN
+        CREATE ROLE il6_app NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'il6_e2e_service') THEN
+        CREATE ROLE il6_e2e_service LOGIN IN ROLE il6_app;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- made at the same moment by another run
+END
+$$
+"""
+
+
 def production_backend(database_url: str, state_dir: Path) -> Backend:
-    """A production-mode backend whose signing key was made beforehand, as an operator would."""
-    backend = Backend("postgresql", database_url, "production", state_dir)
+    """A production-mode backend as an operator sets one up: the audit role and a service login that is
+    a member of it and owns nothing (the URL's owner only migrates), and a signing key made beforehand."""
+    with _connect_admin(_admin_url()) as admin:
+        admin.execute(_SERVICE_LOGIN_SQL)
+    backend = Backend("postgresql", database_url, "production", state_dir, service_login=SERVICE_LOGIN)
     keygen = subprocess.run(
         [str(IL6), "audit", "keygen", "--output", str(backend.signing_key_file)],
         capture_output=True,
@@ -154,7 +180,7 @@ def migrate(backend: Backend, workdir: Path) -> None:
     """``il6 db upgrade``, as the compose ``migrate`` service runs it."""
     result = subprocess.run(
         [str(IL6), "db", "upgrade"],
-        env=backend.process_environment(),
+        env=backend.process_environment(as_service=False),
         cwd=workdir,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -46,7 +46,8 @@ def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
     state.mkdir()
     if request.param == "sqlite":
         keyed = production_backend(f"sqlite:///{tmp_path / 'il6.sqlite3'}", state)
-        yield replace(keyed, name="sqlite", environment="test")  # SQLite cannot be production
+        # SQLite cannot be production, and has no logins.
+        yield replace(keyed, name="sqlite", environment="test", service_login=None)
         return
     with fresh_postgresql_database() as url:
         yield production_backend(url, state)

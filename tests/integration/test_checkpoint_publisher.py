@@ -105,3 +105,21 @@ def test_the_last_checkpoint_a_key_signed_is_read_back_from_the_log(tmp_path: Pa
     assert last_signed(log, ours) == first
     assert last_signed(tmp_path / "absent.jsonl", ours) is None
     assert last_signed(None, ours) is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_production_refuses_a_login_that_could_alter_the_audit_trail(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The tests' URL names a superuser: it could RESET ROLE and drop the triggers, so production says no.
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        environment=Environment.PRODUCTION,
+        signing_key_file=tmp_path / "key.pem",
+    )
+    load_signing_key(settings.signing_key_file, create=True)
+    app = create_app(settings)
+
+    with pytest.raises(RuntimeError, match="is a superuser"):
+        async with app.router.lifespan_context(app):
+            pass

@@ -61,3 +61,12 @@ def test_the_database_role_must_be_a_plain_role_name(role: str) -> None:
 def test_idempotency_keys_are_kept_at_least_a_day() -> None:
     with pytest.raises(ValidationError):
         Settings(idempotency_key_ttl_hours=23)
+
+
+def test_production_acts_as_the_audit_role() -> None:
+    with pytest.raises(ValidationError, match="IL6_DATABASE_ROLE"):
+        Settings(
+            database_url=SecretStr("postgresql+psycopg://il6_service:s3cr3t-Xq9@db:5432/il6"),
+            environment=Environment.PRODUCTION,
+            database_role="",
+        )

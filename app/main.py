@@ -16,6 +16,7 @@ from app.api import problems
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import Services
 from app.api.intake import plain_submission
+from app.api.intake_fhir import fhir_forms
 from app.api.openapi import install_openapi
 from app.api.request_log import RequestLogMiddleware
 from app.api.routers import assessments, batch, catalog, exports, health
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     app.state.redcap = redcap
+    app.state.fhir_forms = fhir_forms(settings.fhir_subject_system)  # the subject id's system is a setting
     problems.install(app)
     install_openapi(app)
     app.add_middleware(

@@ -1,5 +1,6 @@
 """Every knob the service has, read once from the environment (prefix ``IL6_``) and checked at start-up."""
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -26,11 +27,21 @@ PLACEHOLDER_PASSWORDS = frozenset(
 """Passwords that only a development set-up may use (the first two are docker-compose.yml's defaults)."""
 
 
+DEFAULT_FHIR_SUBJECT_SYSTEM = "urn:il6-eligibility:subject"
+"""A placeholder: each deployment sets IL6_FHIR_SUBJECT_SYSTEM to the system its sites use for the trial's
+pseudonymous subject ids."""
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
 
+
+MIN_PRODUCTION_SECRET_LENGTH = 32
+"""The shortest IL6_REDCAP_TRIGGER_SECRET production accepts (``openssl rand -hex 32`` gives 64)."""
+URL_SAFE_SECRET = re.compile(r"[A-Za-z0-9._~-]+")
+"""A trigger secret travels in a URL's query: URL-safe characters only, so it never needs encoding."""
 
 REDCAP_NAME = r"^[a-z][a-z0-9_]{0,99}$"
 RedcapName = Annotated[str, StringConstraints(pattern=REDCAP_NAME)]
@@ -127,18 +138,25 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )
     batch_max_items: int = Field(
-        default=1000, ge=1, le=100_000, description="Most results one POST /v1/assessments/batch may hold."
+        default=1000, ge=1, le=10_000, description="Most results one POST /v1/assessments/batch may hold."
     )
     max_batch_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         ge=1024,
-        le=256 * 1024 * 1024,
-        description="Larger batch request bodies get 413.",
+        le=64 * 1024 * 1024,
+        description="Larger batch request bodies get 413 (the body is held in memory while it is decided).",
     )
     study_id: str = Field(
         default="NCT01488318",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
         description="The study identifier the SDTM LB export writes as STUDYID.",
+    )
+    fhir_subject_system: str = Field(
+        default=DEFAULT_FHIR_SUBJECT_SYSTEM,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$",
+        description="The identifier system (a URI) under which sites give the trial's pseudonymous subject "
+        "id in FHIR (Observation.subject.identifier, or an identifier of the Patient it references); the "
+        "default is a placeholder each deployment replaces with its own.",
     )
     classifier_dir: Path | None = Field(
         default=None, description="A classifier registry directory; the bundled one when unset."
@@ -155,6 +173,11 @@ class Settings(BaseSettings):
     redcap_api_token: SecretStr | None = Field(
         default=None,
         description="The project's API token: export rights, and import rights for write-back.",
+    )
+    redcap_trigger_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret REDCap's Data Entry Trigger URL carries as ?secret=...; a trigger without "
+        "it is 401. Required with the API URL; at least 32 characters in production.",
     )
     redcap_project_id: int | None = Field(
         default=None, ge=1, description="The only REDCap project whose triggers are accepted."
@@ -206,6 +229,7 @@ class Settings(BaseSettings):
     @field_validator(
         "redcap_api_url",
         "redcap_api_token",
+        "redcap_trigger_secret",
         "redcap_project_id",
         "redcap_write_back",
         "redcap_timezone",
@@ -240,6 +264,16 @@ class Settings(BaseSettings):
             raise ValueError("IL6_REDCAP_API_URL needs IL6_REDCAP_API_TOKEN")
         if self.redcap_project_id is None:
             raise ValueError("IL6_REDCAP_API_URL needs IL6_REDCAP_PROJECT_ID")
+        if self.redcap_trigger_secret is None:
+            raise ValueError("IL6_REDCAP_API_URL needs IL6_REDCAP_TRIGGER_SECRET")
+        secret = self.redcap_trigger_secret.get_secret_value()
+        if not URL_SAFE_SECRET.fullmatch(secret):
+            raise ValueError("IL6_REDCAP_TRIGGER_SECRET may hold only letters, digits and . _ ~ -")
+        if self.environment is Environment.PRODUCTION and len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
+            raise ValueError(
+                f"production needs an IL6_REDCAP_TRIGGER_SECRET of at least {MIN_PRODUCTION_SECRET_LENGTH} "
+                "characters"
+            )
         if self.environment is Environment.PRODUCTION and not self.redcap_api_url.startswith("https://"):
             raise ValueError("production sends the REDCap API token over https only")
         if self.redcap_write_back is not None:

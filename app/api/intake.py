@@ -41,6 +41,10 @@ class Form:
         located = self.pointers.get(error.pointer)
         return error if located is None else InvalidInput(located, error.message)
 
+    def check_parameters(self, parameters: Mapping[str, str]) -> None:
+        """Refuse (415) a Content-Type parameter the form cannot honour (names lowercased; charset is
+        checked for every form)."""
+
 
 def plain_submission(document: Any) -> Submission:
     """The service's own request body, validated: the rules every other form is held to as well."""
@@ -64,19 +68,17 @@ class Intake:
     def form_of(self, request: Request) -> Form:
         """The form the request declares (415 for any other, or for a charset other than UTF-8)."""
         content_type = request.headers.get("content-type", "")
-        media_type, _, parameters = content_type.partition(";")
-        charset = next(
-            (
-                value.strip().strip('"').lower()
-                for name, _, value in (p.partition("=") for p in parameters.split(";"))
-                if name.strip().lower() == "charset"
-            ),
-            "utf-8",
-        )
+        media_type, _, text = content_type.partition(";")
+        parameters = {
+            name.strip().lower(): value.strip().strip('"')
+            for name, _, value in (p.partition("=") for p in text.split(";"))
+            if name.strip()
+        }
         form = self.forms.get(media_type.strip().lower())
-        if form is None or charset != "utf-8":
+        if form is None or parameters.get("charset", "utf-8").lower() != "utf-8":
             accepted = ", ".join(sorted(self.forms))
             raise HTTPException(415, f"Send the body as one of {accepted}, in UTF-8.")
+        form.check_parameters(parameters)
         return form
 
     @staticmethod

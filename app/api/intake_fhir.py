@@ -4,12 +4,18 @@
 that body exactly as it validates a plain request, and each error it finds is pointed back at the FHIR
 element the field came from. Errors found only when deciding (an assay the classifier version does not
 list, say) name a plain field; ``relocate`` points them into the document that was sent.
+
+Both forms read the trial subject id under the deployment's identifier system (IL6_FHIR_SUBJECT_SYSTEM), so
+they are built from the settings: ``create_app`` keeps them on ``app.state`` (``fhir_forms``), and routes
+take them with ``get_fhir_forms``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -44,11 +50,26 @@ def submission(translation: Translation) -> Submission:
     return replace(assessment.to_submission(), reference=translation.reference)
 
 
+FHIR_VERSIONS = frozenset({"4.0", "4.3"})
+"""The Content-Type ``fhirVersion`` parameter values read as R4B (FHIR R4B, "Version parameter"): 4.0 (R4)
+and 4.3 (R4B), whose Observation, Patient, Specimen and Bundle read alike. Absent, R4B is assumed."""
+
+
 @dataclass(frozen=True)
 class TranslatedForm(Form):
     """A form read through a translation, which also knows where in its document a plain field came from."""
 
     translate: Callable[[Any], Translation | None] = lambda _document: None
+    fhir_versions: frozenset[str] | None = None
+    """The fhirVersion parameter values the form accepts (None: it is not a FHIR media type)."""
+
+    def check_parameters(self, parameters: Mapping[str, str]) -> None:
+        """415 for a fhirVersion the form does not read as R4B."""
+        version = parameters.get("fhirversion")
+        if self.fhir_versions is not None and version is not None and version not in self.fhir_versions:
+            raise HTTPException(
+                415, "Only FHIR R4 and R4B are read here: fhirVersion 4.0 or 4.3, or no fhirVersion."
+            )
 
     def relocate(self, body: bytes, error: InvalidInput) -> InvalidInput:
         """An error naming a plain field, pointed at the element of the sent document it came from."""
@@ -58,43 +79,63 @@ class TranslatedForm(Form):
         return InvalidInput(pointer(translation.source_of(error.pointer)), error.message)
 
 
-def _decode_fhir(document: Any) -> Submission:
-    return submission(translate(document))
+def _decode_fhir(subject_system: str, document: Any) -> Submission:
+    return submission(translate(document, subject_system))
 
 
-FHIR_OBSERVATION = TranslatedForm(
-    FHIR_JSON_MEDIA_TYPE,
-    _decode_fhir,
-    {
-        "title": "FhirIL6Observation",
-        "type": "object",
-        "description": "A FHIR R4B Observation (LOINC 26881-3, status final/amended/corrected, valueQuantity "
-        "in UCUM pg/mL, ng/L or ng/mL, method naming the assay id, specimen referencing a contained or "
-        "bundled Specimen with a SNOMED CT type), or a Bundle (collection, batch, transaction or searchset) "
-        "holding exactly one such Observation plus the Patient and Specimen it references.",
-        "required": ["resourceType"],
-        "properties": {"resourceType": {"type": "string", "enum": ["Observation", "Bundle"]}},
-    },
-    "A FHIR R4B IL6 Observation, alone or in a Bundle with its Patient and Specimen (see the schema).",
-    translate=translate,
-)
+def _hook_result(subject_system: str, document: Any) -> Translation | None:
+    return read_hook_call(document, subject_system).result
 
 
-def _hook_result(document: Any) -> Translation | None:
-    return read_hook_call(document).result
-
-
-def _decode_hook(document: Any) -> Submission:
-    result = _hook_result(document)
+def _decode_hook(subject_system: str, document: Any) -> Submission:
+    result = _hook_result(subject_system, document)
     if result is None:
         raise NoResult("The patient has no IL6 result.")
     return submission(result)
 
 
-CDS_HOOK_CALL = TranslatedForm(
-    JSON_MEDIA_TYPE,
-    _decode_hook,
-    description="A CDS Hooks 2.0 patient-view call with the prefetched IL6 result.",
-    translate=_hook_result,
-)
-"""A CDS Hooks call, read as the result it prefetched (``PrefetchMissing`` or ``NoResult`` if it has none)."""
+@dataclass(frozen=True)
+class FhirForms:
+    """The FHIR form of POST /v1/assessments and the CDS Hooks call, for one subject identifier system."""
+
+    observation: TranslatedForm
+    """A FHIR R4B IL6 Observation, alone or in a Bundle."""
+    hook_call: TranslatedForm
+    """A CDS Hooks call, read as the result it prefetched (``PrefetchMissing`` or ``NoResult`` if none)."""
+
+
+def fhir_forms(subject_system: str) -> FhirForms:
+    """The FHIR forms reading the trial subject id under ``subject_system`` (IL6_FHIR_SUBJECT_SYSTEM)."""
+    observation = TranslatedForm(
+        FHIR_JSON_MEDIA_TYPE,
+        partial(_decode_fhir, subject_system),
+        {
+            "title": "FhirIL6Observation",
+            "type": "object",
+            "description": "A FHIR R4B Observation (LOINC 26881-3, status final/amended/corrected, "
+            "valueQuantity in UCUM pg/mL, ng/L or ng/mL, method naming the assay id, specimen referencing "
+            "a contained or bundled Specimen with a SNOMED CT type, effectiveDateTime with a time and a UTC "
+            "offset, subject carrying the trial subject id as an identifier in the deployment's subject "
+            "system, on subject.identifier or on the Patient it references), or a Bundle (collection, "
+            "batch, transaction or searchset) holding exactly one such Observation plus the Patient and "
+            "Specimen it references. Content-Type parameter fhirVersion, if given: 4.0 or 4.3.",
+            "required": ["resourceType"],
+            "properties": {"resourceType": {"type": "string", "enum": ["Observation", "Bundle"]}},
+        },
+        "A FHIR R4B IL6 Observation, alone or in a Bundle with its Patient and Specimen (see the schema).",
+        translate=partial(translate, subject_system=subject_system),
+        fhir_versions=FHIR_VERSIONS,
+    )
+    hook_call = TranslatedForm(
+        JSON_MEDIA_TYPE,
+        partial(_decode_hook, subject_system),
+        description="A CDS Hooks 2.0 patient-view call with the prefetched IL6 result and Patient.",
+        translate=partial(_hook_result, subject_system),
+    )
+    return FhirForms(observation, hook_call)
+
+
+async def get_fhir_forms(request: Request) -> FhirForms:
+    """The FHIR forms ``create_app`` built from the settings."""
+    forms: FhirForms = request.app.state.fhir_forms
+    return forms

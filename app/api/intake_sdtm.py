@@ -17,6 +17,7 @@ from app.domain.il6 import UNITS
 from app.interop.sdtm import (
     DOMAIN,
     IL6_LOINC,
+    IL6_TEST_NAMES,
     IL6_TESTCD,
     INFORMATIONAL,
     LB_MEDIA_TYPE,
@@ -53,7 +54,9 @@ def _text(description: str, **schema: Any) -> dict[str, Any]:
 
 
 _PROPERTIES: dict[str, dict[str, Any]] = {
-    "STUDYID": _text("Study identifier; optional, recorded as sent."),
+    "STUDYID": _text(
+        "Study identifier; optional, recorded as sent, not checked (not compared with IL6_STUDY_ID)."
+    ),
     "DOMAIN": _text("Domain abbreviation.", enum=[DOMAIN]),
     "USUBJID": _text("Unique subject identifier: the service's subject_id (its pattern)."),
     "LBSEQ": {
@@ -62,7 +65,9 @@ _PROPERTIES: dict[str, dict[str, Any]] = {
         "description": "Sequence number; optional, recorded as the decision's reference 'LBSEQ:<n>'.",
     },
     "LBTESTCD": _text("Test short name.", enum=[IL6_TESTCD]),
-    "LBTEST": _text("Test name, e.g. 'Interleukin 6'."),
+    "LBTEST": _text(
+        "Test name: " + ", ".join(f"'{name}'" for name in IL6_TEST_NAMES) + ", in any letter case."
+    ),
     "LBLOINC": _text("LOINC code; optional.", enum=[IL6_LOINC]),
     "LBORRES": _text(
         "Result as collected: a number as text ('12.3') or a censored result ('<1.5', '<=1.5', '>5000', "

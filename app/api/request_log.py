@@ -21,7 +21,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _where(error: BaseException) -> str:
+def code_location(error: BaseException) -> str:
+    """Where an error was raised, by file and line, innermost first: never its message."""
     frames = traceback.extract_tb(error.__traceback__)[-5:]
     return " <- ".join(f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" for frame in reversed(frames))
 
@@ -53,7 +54,10 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as error:
             logger.error(
-                "unexpected %s at %s request_id=%s", type(error).__name__, _where(error), request_id.decode()
+                "unexpected %s at %s request_id=%s",
+                type(error).__name__,
+                code_location(error),
+                request_id.decode(),
             )
             if status == 0:
                 await internal_error()(scope, receive, send_with_id)

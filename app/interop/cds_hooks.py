@@ -5,17 +5,22 @@ The service is invoked on ``patient-view``: opening a chart is when a trial coor
 whether the patient qualifies, and the hook needs nothing but the patient in context. It asks the CDS client
 to prefetch the patient's newest IL6 result (``PREFETCH_TEMPLATE``) with the Specimen it references: the
 specimen type decides whether a result counts and is never assumed, so the template adds
-``_include=Observation:specimen``, beyond the query subset the specification recommends to clients. The
-service never calls the client's FHIR server.
+``_include=Observation:specimen``, beyond the query subset the specification recommends to clients. It also
+asks for the Patient (``PATIENT_TEMPLATE``): the trial's pseudonymous subject id is one of its identifiers,
+as the EHR's id for the patient is not. The service never calls the client's FHIR server.
 
 A call is answered from the prefetch only:
-- the ``il6`` key absent (the client did not or could not prefetch): ``PrefetchMissing``, which the
-  specification answers with 412 Precondition Failed;
+- the ``il6`` key absent, or an OperationOutcome in its place (the client did not or could not prefetch):
+  ``PrefetchMissing``, which the specification answers with 412 Precondition Failed;
 - the key null, or an empty searchset (the patient has no IL6 result): no card, nothing decided;
-- otherwise the Observation (or the searchset holding it) is read as a FHIR result (``app.interop.fhir``)
-  for the patient in ``context.patientId``, and the hookInstance becomes the decision's reference
-  ("hookInstance:<uuid>"), so the audit trail names the call.
-The client's ``fhirAuthorization`` (a bearer token) is never recorded: ``recorded_body`` drops it.
+- otherwise the ``patient`` key must hold the Patient in context (absent, null or an OperationOutcome:
+  ``PrefetchMissing``), and the Observation (or the searchset holding it) is read as a FHIR result
+  (``app.interop.fhir``) that must reference that patient, with the subject id the Patient's identifier in
+  the trial's subject system (``app.interop.fhir_subject``).
+The decision's reference names the call and the result: "hookInstance:<uuid>", then " Observation/<id>" when
+the Observation has an id; the hookInstance alone is the idempotency key, so a retried call is not decided
+twice. A call nested more than 64 levels deep is refused before it is read. The client's
+``fhirAuthorization`` (a bearer token) is never recorded: ``recorded_body`` drops it.
 """
 
 import json
@@ -25,9 +30,13 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
+from fhir.resources.R4B.patient import Patient
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.domain.errors import InvalidInput
 from app.interop.fhir import IL6_LOINC, LOINC, Translation, translate
+from app.interop.fhir_documents import check_depth, pointer, validate
+from app.interop.fhir_subject import PatientInView
 
 SERVICE_ID = "il6-eligibility"
 HOOK = "patient-view"
@@ -36,6 +45,13 @@ PREFETCH_TEMPLATE = (
     "Observation?patient={{context.patientId}}"
     f"&code={LOINC}|{IL6_LOINC}&_sort=-date&_count=1&_include=Observation:specimen"
 )
+PATIENT_KEY = "patient"
+PATIENT_TEMPLATE = "Patient/{{context.patientId}}"
+CDS_HOOKS_MEDIA_TYPE = "application/cds-hooks+json"
+"""The label a CDS Hooks call is recorded under in the audit trail. Not a registered media type: the call
+arrives as application/json, as CDS Hooks prescribes, and the label tells it from a plain request."""
+FHIR_ID_PATTERN = r"^[A-Za-z0-9.-]{1,64}$"
+"""A FHIR logical id (R4B datatype id)."""
 TRIAL = "NCT01488318"
 TRIAL_URL = "https://clinicaltrials.gov/study/NCT01488318"
 SUMMARY_MAX = 139
@@ -68,7 +84,7 @@ DISCOVERY = Discovery(
             "serum IL6) and assigns an IL6 risk group; every decision is recorded in the service's audit "
             "trail.",
             id=SERVICE_ID,
-            prefetch={PREFETCH_KEY: PREFETCH_TEMPLATE},
+            prefetch={PREFETCH_KEY: PREFETCH_TEMPLATE, PATIENT_KEY: PATIENT_TEMPLATE},
         )
     ]
 )
@@ -80,7 +96,9 @@ class PatientViewContext(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     user_id: str | None = Field(None, alias="userId", description="Who is viewing; recorded as sent.")
-    patient_id: str = Field(alias="patientId", description="The FHIR id of the patient in view.")
+    patient_id: str = Field(
+        alias="patientId", pattern=FHIR_ID_PATTERN, description="The FHIR id of the patient in view."
+    )
     encounter_id: str | None = Field(None, alias="encounterId")
 
 
@@ -101,7 +119,7 @@ class HookRequest(BaseModel):
 
 
 class PrefetchMissing(Exception):
-    """The call lacks the prefetched IL6 result, and the service does not query FHIR servers."""
+    """The call lacks a prefetched resource the service needs, and the service does not query FHIR servers."""
 
 
 class NoResult(Exception):
@@ -126,38 +144,84 @@ def _no_result(prefetched: Any) -> bool:
     )
 
 
-def read_hook_call(document: Any) -> HookCall:
-    """Read a patient-view call: the prefetched result for the patient in context, or none."""
-    request = HookRequest.model_validate(document)
-    if request.prefetch is None or PREFETCH_KEY not in request.prefetch:
+def _prefetched(request: HookRequest, key: str) -> Any:
+    """What the client prefetched under ``key``; ``PrefetchMissing`` when it did not or could not: the key
+    absent, or an OperationOutcome in its place (which a client may send when prefetching failed)."""
+    prefetch = request.prefetch or {}
+    value = prefetch.get(key)
+    if key not in prefetch or (isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"):
         raise PrefetchMissing(
-            f"The call has no prefetched '{PREFETCH_KEY}'; send the prefetch the discovery asks for."
+            f"The call has no prefetched '{key}'; send the prefetch the discovery asks for."
         )
-    prefetched = request.prefetch[PREFETCH_KEY]
+    return value
+
+
+def call_reference(hook_instance: UUID, observation: str | None) -> str:
+    """A hook call's decision's reference: "hookInstance:<uuid>", then " Observation/<id>" if any."""
+    call = f"hookInstance:{hook_instance}"
+    return call if observation is None else f"{call} {observation}"
+
+
+def hook_instance_of(reference: str | None) -> str | None:
+    """The "hookInstance:<uuid>" that opens a hook call's reference: the call's idempotency key."""
+    return None if reference is None else reference.partition(" ")[0]
+
+
+def _patient_in_view(request: HookRequest) -> PatientInView:
+    """The prefetched Patient, which must be the patient in context."""
+    at = ("prefetch", PATIENT_KEY)
+    raw = _prefetched(request, PATIENT_KEY)
+    if raw is None:
+        raise PrefetchMissing(
+            f"The call's prefetched '{PATIENT_KEY}' is empty: the service needs the Patient."
+        )
+    if not isinstance(raw, dict) or raw.get("resourceType") != "Patient":
+        raise InvalidInput(
+            pointer((*at, "resourceType") if isinstance(raw, dict) else at),
+            f"The '{PATIENT_KEY}' prefetch must be the Patient in context.",
+        )
+    patient = validate(Patient, raw, at)
+    if patient.id != request.context.patient_id:
+        raise InvalidInput(
+            pointer((*at, "id")), "The prefetched Patient is not the patient in context (context.patientId)."
+        )
+    return PatientInView(request.context.patient_id, patient, at)
+
+
+def read_hook_call(document: Any, subject_system: str) -> HookCall:
+    """Read a patient-view call: the prefetched result for the patient in context, or none.
+
+    ``subject_system`` is the identifier system of the trial's subject ids (IL6_FHIR_SUBJECT_SYSTEM).
+    """
+    check_depth(document, ())
+    request = HookRequest.model_validate(document)
+    prefetched = _prefetched(request, PREFETCH_KEY)
     if _no_result(prefetched):
         return HookCall(request.hook_instance, None)
     translation = translate(
         prefetched,
+        subject_system,
         at=("prefetch", PREFETCH_KEY),
-        subject_id=request.context.patient_id,
-        subject_path=("context", "patientId"),
+        in_view=_patient_in_view(request),
     )
     return HookCall(
-        request.hook_instance, replace(translation, reference=f"hookInstance:{request.hook_instance}")
+        request.hook_instance,
+        replace(translation, reference=call_reference(request.hook_instance, translation.reference)),
     )
 
 
 def _json(value: Any) -> str:
-    """JSON text of an exactly parsed document: a Decimal is written as the number it was parsed from."""
+    """JSON text of an exactly parsed document: a Decimal is written as the number it was parsed from.
+
+    ASCII only: a string holding what JSON allows but UTF-8 cannot encode (a lone surrogate, "\\ud800") is
+    written as its escape, as it was received."""
     if isinstance(value, dict):
-        return (
-            "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_json(v)}" for k, v in value.items()) + "}"
-        )
+        return "{" + ",".join(f"{json.dumps(k)}:{_json(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ",".join(_json(item) for item in value) + "]"
     if isinstance(value, Decimal):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)
 
 
 def recorded_body(body: bytes, document: Any) -> bytes:

@@ -14,26 +14,27 @@ How each field is read:
   the plain form links a correction to the decision it supersedes.
 - value: ``valueQuantity`` with a UCUM unit (system http://unitsofmeasure.org, code pg/mL, ng/L or ng/mL);
   its ``comparator`` is kept, so a below-limit result is ``comparator "<"`` with the limit as the value.
-  ``dataAbsentReason`` means there is no result to decide on.
+  ``dataAbsentReason`` means there is no result to decide on (``app.interop.fhir_value``).
 - ``interpretation``: the laboratory's flags are not what the service judges and are not read, except that
-  a "below the limit" flag (``BELOW_LIMIT_INTERPRETATIONS``) on a value that is not reported as below a
-  limit (comparator "<" or "<=") contradicts it and is refused. The rule needs no number: an exact value, or
-  one reported as above a limit, says a concentration was measured; "not detected" says none was. Whether
-  a flagged "<x" is below the assay's limit of detection is the classifier's judgement, not this check's.
-- subject: ``subject.identifier.value``; else the id of a ``subject.reference`` "Patient/<id>"; else the one
-  identifier of the contained or bundled Patient the reference resolves to. The id must match the plain
-  form's identifier pattern, as a plain request's subject_id must.
+  a flag contradicting how the value is reported (a "not detected" flag on an exact value, a "detected" or
+  "high" flag on a value below a limit) is refused (``app.interop.fhir_value``).
+- subject: the trial's pseudonymous subject id, the one identifier in the deployment's subject system on
+  ``subject.identifier`` or on the Patient the subject references; never a Patient's logical id or another
+  of its identifiers (``app.interop.fhir_subject``). The id must match the plain form's identifier
+  pattern, as a plain request's subject_id must.
 - site: a FHIR result carries none (site_id is null).
 - assay: the code of ``method``'s coding (any system; one distinct code), or with no coding ``method.text``,
   and it must be an assay id the deciding classifier version lists (GET /v1/assays).
 - specimen type: the SNOMED CT coding of the referenced Specimen's ``type`` (``SPECIMEN_TYPES``). Without a
   Specimen the result is refused: serum is never assumed, and LOINC 26881-3 covers serum or plasma.
 - collected_at: ``effectiveDateTime`` (or ``effectiveInstant``), else the Specimen's
-  ``collection.collectedDateTime``; a date-time with a UTC offset, as in the plain form.
+  ``collection.collectedDateTime``; a date-time with a UTC offset, as in the plain form. A partial date
+  (a year, a month or a day without a time), valid in FHIR, is refused: the time is never guessed.
 - reference: "Observation/<id>" when the Observation has an id, recorded with the decision.
 A Bundle (collection, batch, transaction or searchset) holds exactly one Observation and only the Patient
 and Specimen it references; a reference resolves to a contained resource ("#id") or to a bundled one by its
-fullUrl or "Type/id".
+fullUrl or "Type/id". A document nested more than 64 levels deep (``fhir_documents.MAX_DEPTH``) is refused
+before it is read.
 """
 
 from collections.abc import Callable, Mapping
@@ -42,8 +43,6 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.patient import Patient
-from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.specimen import Specimen
 
 from app.domain.errors import InvalidInput
@@ -53,19 +52,19 @@ from app.interop.fhir_documents import (
     Path,
     Resources,
     add_contained,
+    check_depth,
     codes,
     pointer,
     raw_at,
     validate,
 )
+from app.interop.fhir_subject import PatientInView, subject_id
+from app.interop.fhir_value import check_interpretation, quantity
 
 FHIR_JSON_MEDIA_TYPE = "application/fhir+json"
 LOINC = "http://loinc.org"
 IL6_LOINC = "26881-3"
-UCUM = "http://unitsofmeasure.org"
 SNOMED_CT = "http://snomed.info/sct"
-OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
-
 DECIDABLE_STATUSES = frozenset({"final", "amended", "corrected"})
 """Observation.status values of a result that stands (FHIR R4B ObservationStatus); preliminary, registered,
 cancelled, entered-in-error and unknown are refused."""
@@ -81,13 +80,6 @@ SPECIMEN_TYPES: Mapping[str, SpecimenType] = {
 International Edition, specimen hierarchy: 119364003 |Serum specimen (specimen)|, 119361006 |Plasma
 specimen (specimen)|, 258580003 |Whole blood specimen (specimen)|. Any other code is refused rather than
 guessed at."""
-
-BELOW_LIMIT_INTERPRETATIONS = frozenset({"ND", "NEG", "<"})
-"""HL7 v3 ObservationInterpretation codes (http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation)
-that say the analyte was not found or was below what the method measures: ND "Not detected", NEG "Negative",
-"<" "Off scale low". Such a result is sent as a value below a limit (comparator "<" or "<=")."""
-
-BELOW_LIMIT_COMPARATORS = frozenset({"<", "<="})
 
 
 @dataclass(frozen=True)
@@ -114,18 +106,19 @@ class Translation:
 
 
 def translate(
-    document: Any, at: Path = (), subject_id: str | None = None, subject_path: Path = ()
+    document: Any, subject_system: str, at: Path = (), in_view: PatientInView | None = None
 ) -> Translation:
     """Read a FHIR R4B Observation, or a Bundle holding one, into the plain request body.
 
-    ``at`` is where the document sits in the request body (for a CDS Hooks prefetch, say). With
-    ``subject_id`` (found at ``subject_path``) the subject is given by the caller's context: the Observation
-    may then name no subject, and one it names by "Patient/<id>" must be the same patient.
+    ``subject_system`` is the identifier system of the trial's subject ids (IL6_FHIR_SUBJECT_SYSTEM). ``at``
+    is where the document sits in the request body (for a CDS Hooks prefetch, say). With ``in_view`` the
+    Observation must be about the patient a CDS Hooks call is about (``app.interop.fhir_subject``).
     """
     if not isinstance(document, dict):
         raise InvalidInput(
             pointer(at), "Send a FHIR R4B Observation, or a Bundle holding one (a JSON object)."
         )
+    check_depth(document, at)
     resources = Resources()
     match document.get("resourceType"):
         case "Observation":
@@ -139,8 +132,7 @@ def translate(
                 pointer((*at, "resourceType")), "Send an Observation, or a Bundle holding one."
             )
     add_contained(resources, located)
-    given = None if subject_id is None else (subject_id, subject_path)
-    translation = _read(observation, located, resources, at, given)
+    translation = _read(observation, located, resources, at, subject_system, in_view)
     for leftover in leftovers:
         if leftover.path not in resources.used:
             raise InvalidInput(
@@ -200,7 +192,8 @@ def _read(
     located: Located,
     resources: Resources,
     at: Path,
-    given: tuple[str, Path] | None,
+    subject_system: str,
+    in_view: PatientInView | None,
 ) -> Translation:
     raw, path = located.raw, located.path
 
@@ -217,11 +210,11 @@ def _read(
             pointer(here("code")),
             f"The result must be coded LOINC {IL6_LOINC} (Interleukin 6 [Mass/volume] in Serum or Plasma).",
         )
-    il6, il6_sources = _quantity(observation, raw, here)
-    _check_interpretation(observation, il6.get("comparator"), here)
+    il6, il6_sources = quantity(observation, raw, here)
+    check_interpretation(observation, il6.get("comparator"), here)
     assay_path = here("method")
     il6["assay"] = _assay(observation, assay_path)
-    subject, subject_path = _subject(observation, resources, here, given)
+    subject, subject_path = subject_id(observation, resources, here, subject_system, in_view)
     specimen_resource, specimen = _specimen(observation, resources, here)
     specimen_type, type_path = _specimen_type(specimen_resource, specimen.path)
     collected_at, collected_path = _collected_at(raw, specimen, here)
@@ -243,66 +236,6 @@ def _read(
     return Translation(document=document, sources=sources, reference=reference, root=at)
 
 
-def _quantity(
-    observation: Observation, raw: dict[str, Any], here: Callable[..., Path]
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The plain ``il6`` block from valueQuantity (value and comparator as sent), without the assay."""
-    others = sorted(key for key in raw if key.startswith("value") and key != "valueQuantity")
-    if others:
-        raise InvalidInput(
-            pointer(here("valueQuantity")),
-            "An IL6 result is a valueQuantity; a result of another type cannot be decided on.",
-        )
-    if observation.dataAbsentReason is not None:
-        if observation.valueQuantity is not None:
-            raise InvalidInput(
-                pointer(here("dataAbsentReason")),
-                "A result with a value has no dataAbsentReason (FHIR invariant obs-6).",
-            )
-        raise InvalidInput(
-            pointer(here("dataAbsentReason")),
-            "The result has no value (dataAbsentReason), so there is nothing to decide on. A result below "
-            "the limit of detection is a valueQuantity with comparator '<' and the limit as its value.",
-        )
-    quantity = observation.valueQuantity
-    if quantity is None:
-        raise InvalidInput(pointer(here("valueQuantity")), "The result has no valueQuantity.")
-    if quantity.system != UCUM:
-        raise InvalidInput(
-            pointer(here("valueQuantity", "system")), f"The unit must be a UCUM code (system {UCUM})."
-        )
-    if quantity.code is None:
-        raise InvalidInput(pointer(here("valueQuantity", "code")), "Give the unit as a UCUM code.")
-    il6: dict[str, Any] = {"unit": quantity.code}
-    value = raw_at(raw, "valueQuantity", "value")
-    if value is not None:
-        il6["value"] = value  # as parsed from the body (exact), held to the plain form's number rules
-    comparator = raw_at(raw, "valueQuantity", "comparator")
-    if comparator is not None:
-        il6["comparator"] = comparator
-    sources = {
-        "/il6/value": here("valueQuantity", "value"),
-        "/il6/unit": here("valueQuantity", "code"),
-        "/il6/comparator": here("valueQuantity", "comparator"),
-    }
-    return il6, sources
-
-
-def _check_interpretation(observation: Observation, comparator: Any, here: Callable[..., Path]) -> None:
-    """Refuse a "below the limit" interpretation on a value not reported as below a limit."""
-    flags = {
-        code
-        for concept in observation.interpretation or ()
-        for code in codes(concept, OBSERVATION_INTERPRETATION)
-    }
-    if flags & BELOW_LIMIT_INTERPRETATIONS and comparator not in BELOW_LIMIT_COMPARATORS:
-        raise InvalidInput(
-            pointer(here("interpretation")),
-            "The interpretation says not detected or below the limit, but the value is not reported as "
-            "below a limit (valueQuantity.comparator '<' or '<='): the two contradict each other.",
-        )
-
-
 def _assay(observation: Observation, path: Path) -> str:
     method = observation.method
     if method is not None:
@@ -317,55 +250,6 @@ def _assay(observation: Observation, path: Path) -> str:
         pointer(path),
         "Name the assay: Observation.method with the assay id (GET /v1/assays) as a coding's code, or as "
         "its text.",
-    )
-
-
-def _patient_id(reference: Reference | None) -> str | None:
-    """The id of a relative "Patient/<id>" reference."""
-    if reference is None or reference.reference is None:
-        return None
-    kind, slash, rest = reference.reference.partition("/")
-    return rest if kind == "Patient" and slash and rest and "/" not in rest else None
-
-
-def _subject(
-    observation: Observation,
-    resources: Resources,
-    here: Callable[..., Path],
-    given: tuple[str, Path] | None,
-) -> tuple[str, Path]:
-    """The subject id and where it came from (see the module's docstring for the order)."""
-    subject = observation.subject
-    patient_id = _patient_id(subject)
-    if subject is not None and subject.reference is not None:
-        resources.resolve(subject.reference)  # a bundled Patient the subject names counts as referenced
-    if given is not None:
-        if patient_id is not None and patient_id != given[0]:
-            raise InvalidInput(
-                pointer(here("subject", "reference")),
-                "The Observation is about another patient than the one in context.",
-            )
-        return given
-    if subject is None:
-        raise InvalidInput(pointer(here("subject")), "Name the subject: Observation.subject.")
-    if subject.identifier is not None and subject.identifier.value is not None:
-        return subject.identifier.value, here("subject", "identifier", "value")
-    if patient_id is not None:
-        return patient_id, here("subject", "reference")
-    patient = None if subject.reference is None else resources.resolve(subject.reference)
-    if patient is not None and isinstance(patient.resource, Patient):
-        values = {i.value for i in patient.resource.identifier or () if i.value}
-        if len(values) == 1:
-            return values.pop(), (*patient.path, "identifier")
-        raise InvalidInput(
-            pointer((*patient.path, "identifier")),
-            "The Patient must have exactly one identifier (the trial subject id), or the Observation must "
-            "name it in subject.identifier.",
-        )
-    raise InvalidInput(
-        pointer(here("subject")),
-        "Name the subject: subject.identifier, a subject.reference 'Patient/<id>', or a reference to a "
-        "contained or bundled Patient with one identifier.",
     )
 
 
@@ -402,12 +286,24 @@ def _specimen_type(resource: Specimen, at: Path) -> tuple[SpecimenType, Path]:
 def _collected_at(raw: dict[str, Any], specimen: Located, here: Callable[..., Path]) -> tuple[Any, Path]:
     for name in ("effectiveDateTime", "effectiveInstant"):
         if raw.get(name) is not None:
-            return raw[name], here(name)
+            return _with_time(raw[name], here(name)), here(name)
     collected = raw_at(specimen.raw, "collection", "collectedDateTime")
     if collected is not None:
-        return collected, (*specimen.path, "collection", "collectedDateTime")
+        path = (*specimen.path, "collection", "collectedDateTime")
+        return _with_time(collected, path), path
     raise InvalidInput(
         pointer(here("effectiveDateTime")),
         "Give the collection time: effectiveDateTime with a UTC offset, or the Specimen's "
         "collection.collectedDateTime.",
     )
+
+
+def _with_time(value: Any, path: Path) -> Any:
+    """A FHIR dateTime that is not partial: a year, a month or a day alone is refused, never made a time."""
+    if isinstance(value, str) and "T" not in value:
+        raise InvalidInput(
+            pointer(path),
+            "The collection time is a partial date (a year, a month or a day without a time): give the "
+            "date and time with a UTC offset, e.g. 2026-11-20T09:30:00Z.",
+        )
+    return value

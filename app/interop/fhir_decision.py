@@ -6,7 +6,8 @@ outputs and a RiskAssessment.
   was recorded; ``outputParameters`` a Parameters resource in the Bundle carrying the eligibility status,
   the risk group, their reason codes (``REASON_SYSTEM``), the IL6 value in pg/mL, and detectability.
 - RiskAssessment: status final; ``method`` names the classifier version; ``basis`` the Observation the
-  decision was made on when it came as FHIR; ``prediction[0].qualitativeRisk`` the IL6 risk group in the
+  decision was made on when it came as FHIR (the "Observation/<id>" in the decision's reference, as a FHIR
+  result or a CDS Hooks call records it); ``prediction[0].qualitativeRisk`` the IL6 risk group in the
   service's own code system (``RISK_GROUP_SYSTEM``: the group is the classifier's, not a probability, so
   HL7's risk-probability codes are not used); with no group, no prediction and a note saying why.
 - Both name the subject by its identifier (the trial's pseudonymous subject id, no Patient resource is
@@ -26,7 +27,7 @@ from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from app.interop.fhir import UCUM
+from app.interop.fhir_value import UCUM
 
 CANONICAL_BASE = "https://il6-eligibility"
 """The base of the canonical URLs and code systems this service defines. A name under the service's own
@@ -48,6 +49,13 @@ def module_canonical(name: str, version: str) -> str:
 
 def _urn(assessment_id: uuid.UUID, resource_type: str) -> str:
     return f"urn:uuid:{uuid.uuid5(assessment_id, resource_type)}"
+
+
+def _observation(reference: str | None) -> str | None:
+    """The "Observation/<id>" a decision's reference names: the whole reference of a FHIR result, the part
+    after the hookInstance of a CDS Hooks call's ("hookInstance:<uuid> Observation/<id>")."""
+    parts = [] if reference is None else reference.split(" ")
+    return next((part for part in parts if part.startswith("Observation/")), None)
 
 
 def _reasons(reasons: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -124,8 +132,9 @@ def decision_bundle(
         "subject": subject,
         "occurrenceDateTime": recorded_at,
     }
-    if reference is not None and reference.startswith("Observation/"):
-        assessment["basis"] = [{"reference": reference}]
+    observation = _observation(reference)
+    if observation is not None:
+        assessment["basis"] = [{"reference": observation}]
     rationale = " ".join(reason["message"] for reason in risk["reasons"])
     if risk["group"] is None:
         assessment["note"] = [{"text": f"No IL6 risk group. {rationale}".strip()}]

@@ -5,6 +5,7 @@ fhir.resources' own error messages may quote what was sent; here every error kee
 type, and a message is kept only when it is one of pydantic's, which name what is expected, never the input.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,6 +26,47 @@ def pointer(path: Path) -> str:
 
 
 R = TypeVar("R", bound=Resource)
+
+MAX_DEPTH = 64
+"""The deepest nesting of objects and arrays a FHIR document (or a CDS Hooks call) may have. fhir.resources
+reads a document recursively and fails on one nested a few hundred levels deep; the resources read here need
+about a dozen levels, so a deeper document is refused before it is read."""
+
+_LITERAL_REFERENCE = re.compile(
+    r"(?:https?://[^\s]+/)?(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9.-]{1,64})"
+    r"(?P<history>/_history/[A-Za-z0-9.-]{1,64})?"
+)
+"""A literal reference to a resource on a FHIR server (FHIR R4B 2.3.0.4): relative "Type/id" or absolute
+"<base>/Type/id", optionally with "/_history/<version>"."""
+
+
+def literal_reference(reference: str) -> tuple[str, str] | None:
+    """The resource type and logical id a literal reference names ("Patient", "ehr-1"), ignoring the server's
+    base and the version; None for a contained ("#id"), urn: or otherwise unreadable reference."""
+    match = _LITERAL_REFERENCE.fullmatch(reference)
+    return None if match is None else (match["type"], match["id"])
+
+
+def too_deep(document: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels deep in ``document`` (walked level by level,
+    never recursively)."""
+    level, depth = [document], 0
+    while containers := [node for node in level if isinstance(node, dict | list)]:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child for node in containers for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    return False
+
+
+def check_depth(document: Any, at: Path) -> None:
+    if too_deep(document):
+        raise InvalidInput(
+            pointer(at),
+            f"The document is nested too deeply: at most {MAX_DEPTH} levels of objects and arrays.",
+        )
 
 
 @dataclass(frozen=True)
@@ -48,6 +90,9 @@ class Resources:
         self.entries.append((keys, located))
 
     def resolve(self, reference: str) -> Located | None:
+        match = _LITERAL_REFERENCE.fullmatch(reference)
+        if match is not None and match["history"]:
+            reference = reference.removesuffix(match["history"])  # a version names the same resource
         relative = "://" not in reference and not reference.startswith(("#", "urn:"))
         for keys, located in self.entries:
             if reference in keys or (
@@ -108,10 +153,13 @@ def _relocated(error: ValidationError, at: Path, title: str) -> ValidationError:
 
 def validate(model: type[R], raw: Any, at: Path) -> R:
     """A resource read by fhir.resources; its errors located at ``at`` in the request body."""
+    check_depth(raw, at)
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         raise _relocated(error, at, model.__name__) from None
+    except RecursionError:
+        raise InvalidInput(pointer(at), "The document is nested too deeply to be read.") from None
     except (KeyError, TypeError, ValueError, AttributeError):
         # fhir.resources fails this way on a contained resource of a type it does not know.
         raise InvalidInput(pointer(at), "Not a valid FHIR R4B resource.") from None

@@ -31,14 +31,15 @@ EVENT_FIELD = "redcap_event_name"
 REPEAT_INSTRUMENT_FIELD = "redcap_repeat_instrument"
 REPEAT_INSTANCE_FIELD = "redcap_repeat_instance"
 
-_PROJECT_ID = re.compile(r"^[1-9][0-9]{0,9}$")
-_RECORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+# Each pattern guards input and is applied with fullmatch: "$" would also match before a final newline.
+_PROJECT_ID = re.compile(r"[1-9][0-9]{0,9}")
+_RECORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
 """REDCap record names as this receiver accepts them: no '/', so that a reference reads one way only."""
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
 """REDCap instrument, unique event and field names: lowercase letters, digits and underscores."""
-_DECIMAL = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 """A plain decimal as REDCap's number fields hold it: no exponent, no grouping, no comma, no spaces."""
-_LOCAL_DATETIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?$")
+_LOCAL_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?")
 """REDCap's datetime fields ("2026-11-20 09:30", "2026-11-20 09:30:00"): a local time without an offset."""
 
 
@@ -131,8 +132,8 @@ def _optional(form: Mapping[str, str], name: str, pattern: re.Pattern[str]) -> s
     value = form.get(name, "")
     if value == "":
         return None
-    if not pattern.match(value):
-        raise InvalidInput(f"/{name}", f"Not a valid {name} (pattern {pattern.pattern}).")
+    if not pattern.fullmatch(value):
+        raise InvalidInput(f"/{name}", f"Not a valid {name} (pattern ^{pattern.pattern}$).")
     return value
 
 
@@ -174,8 +175,9 @@ def idempotency_key(trigger: Trigger, export: bytes) -> str:
 
 def select_row(
     rows: Sequence[Mapping[str, Any]], trigger: Trigger, record_id_field: str
-) -> Mapping[str, Any]:
-    """The exported row of the trigger's record and event that is not a repeating instance."""
+) -> Mapping[str, Any] | None:
+    """The exported row of the trigger's record and event that is not a repeating instance; None when
+    REDCap exported none (it has no such record or event)."""
     matching = [
         row
         for row in rows
@@ -185,7 +187,7 @@ def select_row(
         and not row.get(REPEAT_INSTANCE_FIELD)
     ]
     if not matching:
-        raise InvalidRecord([InvalidInput("/record", "REDCap exported no such record (or event).")])
+        return None
     if len(matching) > 1:
         raise InvalidRecord(
             [InvalidInput("/record", "REDCap exported more than one row for this record and event.")]
@@ -209,7 +211,7 @@ def _text(row: Mapping[str, Any], field: str | None, *, required: bool) -> str |
 
 
 def _decimal(text: str, field: str) -> Decimal:
-    if not _DECIMAL.match(text):
+    if not _DECIMAL.fullmatch(text):
         raise InvalidInput(
             f"/{field}", "Should be a plain decimal number, such as 1.5 (no exponent or comma)."
         )
@@ -219,7 +221,7 @@ def _decimal(text: str, field: str) -> Decimal:
 def _instant(text: str, field: str, timezone: tzinfo | None) -> str:
     """An RFC 3339 date-time: as written when it has an offset; a REDCap local time placed in the project's
     configured time zone, refused when that is unset or when the local time is ambiguous or skipped."""
-    if not _LOCAL_DATETIME.match(text):
+    if not _LOCAL_DATETIME.fullmatch(text):
         return text  # with an offset, or not a date-time at all: the model decides
     if timezone is None:
         raise InvalidInput(

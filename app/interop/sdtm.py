@@ -25,6 +25,10 @@ LB_MEDIA_TYPE = "application/vnd.cdisc.sdtm.lb+json"
 DOMAIN = "LB"
 IL6_TESTCD = "IL6"
 IL6_TEST = "Interleukin 6"
+IL6_TEST_NAMES = ("Interleukin 6", "Interleukin-6", "IL-6", "IL6")
+"""The LBTEST spellings accepted for IL6, in any letter case; anything else (another test's name sent with
+LBTESTCD 'IL6') is refused, as the two disagree on what was measured. The export writes IL6_TEST."""
+_IL6_TEST_KEYS = frozenset(name.casefold() for name in IL6_TEST_NAMES)
 IL6_LOINC = "26881-3"
 """LOINC "Interleukin 6 [Mass/volume] in Serum or Plasma": the code for a reported serum (or plasma) IL6."""
 NOT_DONE = "NOT DONE"
@@ -252,21 +256,23 @@ def _check_standardised(record: Mapping[str, Any], result: Result, unit: str) ->
 def read_lb_record(record: Any) -> LbRecord:
     """Read one SDTM LB record of a serum IL6 result as the plain request it stands for.
 
-    Checks, in order: the variables are known; the test was done; DOMAIN, LBTESTCD and LBLOINC name an
-    IL6 result; LBORRES/LBORRESU are a result in an accepted unit; LBSTRESC/LBSTRESN/LBLLOQ agree with it;
-    LBSPEC is a known specimen term; LBDTC has a time and a UTC offset. USUBJID, SITEID, LBMETHOD (the
-    assay id), the value's bounds and LBDTC's instant are then checked by the plain request's own rules.
-    """
+    Checks, in order: the variables are known; the test was done; DOMAIN, LBTESTCD, LBTEST and LBLOINC
+    name an IL6 result; LBORRES/LBORRESU are a result in an accepted unit; LBSTRESC/LBSTRESN/LBLLOQ agree
+    with it; LBSPEC is a known specimen term; LBDTC has a time and a UTC offset. USUBJID, SITEID, LBMETHOD
+    (the assay id), the value's bounds and LBDTC's instant are then checked by the plain request's own
+    rules. STUDYID is read as text and not compared with anything."""
     if not isinstance(record, dict):
         raise InvalidInput("", "Should be one SDTM LB record: a JSON object keyed by SDTM variable names.")
     _check_variables(record)
     _check_done(record)
-    _text(record, "STUDYID")
+    _text(record, "STUDYID")  # not compared with IL6_STUDY_ID: this reader has no settings (see README)
     if _required_text(record, "DOMAIN") != DOMAIN:
         raise InvalidInput("/DOMAIN", f"Should be '{DOMAIN}'.")
     if _required_text(record, "LBTESTCD") != IL6_TESTCD:
         raise InvalidInput("/LBTESTCD", f"Should be '{IL6_TESTCD}': this service decides on IL6 only.")
-    _required_text(record, "LBTEST")
+    if _required_text(record, "LBTEST").casefold() not in _IL6_TEST_KEYS:
+        accepted = ", ".join(f"'{name}'" for name in IL6_TEST_NAMES)
+        raise InvalidInput("/LBTEST", f"Should name interleukin 6: {accepted} (any letter case).")
     loinc = _text(record, "LBLOINC")
     if loinc is not None and loinc != IL6_LOINC:
         raise InvalidInput(

@@ -1,7 +1,8 @@
 """POST /v1/assessments/batch: each result decided and recorded as if alone; errors stay with their item."""
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -9,9 +10,18 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
+from app.service.documents import Submission
 from app.settings import Environment, Settings
-from tests.factories import assessment_body
+from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import app_client, count_rows
+from tests.integration.test_store_failures import (
+    FAILING_SUBJECT,
+    POSTGRES_COMMIT_FAILS,
+    POSTGRES_UNDO,
+    SQLITE_UNDO,
+    SQLITE_WRITE_FAILS,
+)
 
 JSON = {"content-type": "application/json"}
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -101,6 +111,24 @@ async def test_a_retried_batch_returns_the_decisions_already_made(
         "batch-7f3c:1",
     ]
     assert all(count_rows(db, body["subject_id"]) == 1 for body in bodies)
+    assert [item["replayed"] for item in first.json()["items"]] == [False, False]
+    assert [item["replayed"] for item in again.json()["items"]] == [True, True]
+
+
+async def test_a_retry_with_one_more_item_replays_the_rest_and_decides_it(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    bodies = [assessment_body(), assessment_body()]
+    headers = {**JSON, "Idempotency-Key": "batch-grown"}
+    await client.post("/v1/assessments/batch", content=json.dumps(bodies[:1]), headers=headers)
+
+    again = await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=headers)
+
+    assert [(item["status"], item["replayed"]) for item in again.json()["items"]] == [
+        (201, True),
+        (201, False),
+    ]
+    assert count_rows(db, bodies[1]["subject_id"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -133,13 +161,184 @@ async def test_a_batch_must_be_json_or_ndjson(client: httpx.AsyncClient) -> None
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=iso-8859-1",
+        "application/x-ndjson; charset=utf-16",
+        "application/json;charset=latin1",
+    ],
+)
+async def test_a_batch_in_another_charset_is_415_as_a_single_request_is(
+    client: httpx.AsyncClient, db: Engine, content_type: str
+) -> None:
+    body = assessment_body()
+    headers = {"content-type": content_type}
+
+    batch = await client.post("/v1/assessments/batch", content=json.dumps([body]), headers=headers)
+    single = await client.post("/v1/assessments", content=json.dumps(body), headers=headers)
+
+    assert batch.status_code == single.status_code == 415
+    assert batch.headers["content-type"] == "application/problem+json"
+    assert count_rows(db, body["subject_id"]) == 0
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"'])
+async def test_a_batch_declared_utf8_is_accepted(client: httpx.AsyncClient, charset: str) -> None:
+    response = await client.post(
+        "/v1/assessments/batch",
+        content=json.dumps([assessment_body()]),
+        headers={"content-type": f"application/json; charset={charset}"},
+    )
+
+    assert response.status_code == 200, response.text
+
+
+SECRET = "PIT-0042 IL6 4321.25"
+
+
+async def test_an_unexpected_error_is_that_items_500_and_the_rest_are_answered(
+    client: httpx.AsyncClient, db: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bodies = [assessment_body(), assessment_body(subject=subject_id("EXPLODES")), assessment_body()]
+    decide = AssessmentService.decide
+
+    async def exploding_for_one(
+        self: AssessmentService,
+        submission: Submission,
+        raw: RawRequest,
+        caller: Caller,
+        key: str | None = None,
+    ) -> Outcome:
+        if submission.subject_id.startswith("EXPLODES"):
+            raise RuntimeError(f"boom with {SECRET}")
+        return await decide(self, submission, raw, caller, key)
+
+    monkeypatch.setattr(AssessmentService, "decide", exploding_for_one)
+    caplog.set_level(logging.INFO)
+
+    response = await client.post(
+        "/v1/assessments/batch",
+        content=json.dumps(bodies),
+        headers={**JSON, "x-request-id": "batch-boom-1"},
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["created"], result["failed"], result["not_attempted"]) == (2, 1, 0)
+    assert [item["status"] for item in result["items"]] == [201, 500, 201]
+    assert result["items"][1]["problem"] == {
+        "type": "/problems/internal-error",
+        "title": "Internal error",
+        "status": 500,
+    }
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 0, 1]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "unexpected RuntimeError at" in logged
+    assert "batch item 1 request_id=batch-boom-1" in logged
+    assert SECRET not in logged
+    assert bodies[1]["subject_id"] not in logged
+    assert SECRET not in response.text
+
+
+@pytest.fixture
+def refusing_store(db: Engine) -> Iterator[None]:
+    """The store refuses to record FAILING_SUBJECT, as tests/integration/test_store_failures.py makes it."""
+    postgres = db.dialect.name == "postgresql"
+    with db.begin() as connection:
+        for statement in POSTGRES_COMMIT_FAILS if postgres else SQLITE_WRITE_FAILS:
+            connection.execute(text(statement))
+    yield
+    with db.begin() as connection:
+        for statement in POSTGRES_UNDO if postgres else SQLITE_UNDO:
+            connection.execute(text(statement))
+
+
+@pytest.mark.usefixtures("refusing_store")
+async def test_the_audit_store_failing_stops_the_batch_and_the_rest_is_not_attempted(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    bodies = [
+        assessment_body(),
+        assessment_body(subject=FAILING_SUBJECT),
+        assessment_body(),
+        assessment_body(),
+    ]
+
+    response = await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=JSON)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["retry-after"] == "5"
+    result = response.json()
+    assert (result["created"], result["failed"], result["not_attempted"]) == (1, 3, 2)
+    assert [item["status"] for item in result["items"]] == [201, 503, 503, 503]
+    failed, *not_attempted = (item["problem"] for item in result["items"][1:])
+    assert failed["type"] == "/problems/audit-store-unavailable"
+    assert not failed["detail"].startswith("Not attempted")
+    for problem in not_attempted:
+        assert problem["type"] == "/problems/audit-store-unavailable"
+        assert problem["detail"].startswith("Not attempted")
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 0, 0, 0]
+
+
+@pytest.mark.usefixtures("refusing_store")
+async def test_the_audit_store_failing_before_any_decision_is_a_503_for_the_batch(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    bodies = [assessment_body(subject=FAILING_SUBJECT), assessment_body()]
+
+    response = await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=JSON)
+
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"] == "/problems/audit-store-unavailable"
+    assert "refused" not in response.text
+    assert count_rows(db, bodies[1]["subject_id"]) == 0
+
+
+async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
+    settings = Settings(
+        database_url=SecretStr("postgresql+psycopg://postgres@127.0.0.1:9/none"),
+        environment=Environment.TEST,
+        db_connect_timeout_s=1,
+    )
+    attempts = 0
+    decide = AssessmentService.decide
+
+    async def counting(
+        self: AssessmentService,
+        submission: Submission,
+        raw: RawRequest,
+        caller: Caller,
+        key: str | None = None,
+    ) -> Outcome:
+        nonlocal attempts
+        attempts += 1
+        return await decide(self, submission, raw, caller, key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AssessmentService, "decide", counting)
+        async for client in app_client(settings):
+            response = await client.post("/v1/assessments/batch", json=[assessment_body() for _ in range(20)])
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"] == "/problems/audit-store-unavailable"
+    assert attempts == 1
+
+
+SINGLE_LIMIT, BATCH_LIMIT = 1024, 4096
+
+
 @pytest.fixture
 async def small_batches(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=SecretStr(database_url),
         environment=Environment.TEST,
         batch_max_items=2,
-        max_batch_body_bytes=2048,
+        max_body_bytes=SINGLE_LIMIT,
+        max_batch_body_bytes=BATCH_LIMIT,
     )
     async for client in app_client(settings):
         yield client
@@ -158,9 +357,9 @@ async def test_a_batch_over_the_item_limit_is_refused_whole(
 
 
 async def test_a_batch_over_its_byte_limit_is_413_declared_or_streamed(
-    small_batches: httpx.AsyncClient,
+    small_batches: httpx.AsyncClient, db: Engine
 ) -> None:
-    content = json.dumps([assessment_body() for _ in range(2)]) + " " * 2048
+    content = json.dumps([assessment_body() for _ in range(2)]) + " " * BATCH_LIMIT
 
     declared = await small_batches.post("/v1/assessments/batch", content=content, headers=JSON)
 
@@ -169,6 +368,15 @@ async def test_a_batch_over_its_byte_limit_is_413_declared_or_streamed(
 
     streamed = await small_batches.post("/v1/assessments/batch", content=chunks(), headers=JSON)
     assert declared.status_code == streamed.status_code == 413
-    # The batch limit applies to the batch path only: single decisions keep their own limit.
-    single = await small_batches.post("/v1/assessments", json=assessment_body())
-    assert single.status_code == 201
+
+    # The batch limit applies to the batch path only: single decisions keep their own, smaller, limit.
+    body = assessment_body()
+    padded = json.dumps(body) + " " * (2 * SINGLE_LIMIT)  # between the two limits
+    assert SINGLE_LIMIT < len(padded) < BATCH_LIMIT
+    single = await small_batches.post("/v1/assessments", content=padded, headers=JSON)
+    assert single.status_code == 413
+    assert count_rows(db, body["subject_id"]) == 0
+    batch = await small_batches.post("/v1/assessments/batch", content=f"[{padded}]", headers=JSON)
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["items"][0]["status"] == 201
+    assert count_rows(db, body["subject_id"]) == 1

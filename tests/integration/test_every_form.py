@@ -1,8 +1,10 @@
-"""One result, every form a trial system may send it in: the same decision, each in its own audit record.
+"""One result, every form a trial system may send it in: the same decision about the same trial subject,
+each in its own audit record.
 
 Plain JSON, a FHIR Observation, a CDS Hooks call, an SDTM LB record and a REDCap record (through its Data
 Entry Trigger) reach the same rules through the same path, and each record keeps its raw payload's hash and
-its format.
+its format. The EHR knows the subject by ids of its own (a Patient's logical id, a medical record number),
+all different from the trial's pseudonymous id, so that one taken for the other would show.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.factories import assessment_body, subject_id
-from tests.fhir_factories import hook_call, observation
+from tests.fhir_factories import hook_call, observation, patient
 from tests.integration.test_redcap_det import (
     PATH,
     StandInRedcap,
@@ -47,7 +49,7 @@ RESULTS = [
     pytest.param(Result("0.02", "ng/mL", None), id="detectable-in-ng-per-ml"),
     pytest.param(Result("20", "pg/mL", "<"), id="censored-across-both-limits"),
 ]
-DECISION_PARTS = ("eligibility", "risk", "il6", "classifier", "specimen")
+DECISION_PARTS = ("subject_id", "eligibility", "risk", "il6", "classifier", "specimen")
 
 
 def stored(db: Engine, assessment_id: str) -> Any:
@@ -86,10 +88,12 @@ async def test_every_form_of_a_result_gets_the_same_decision(
 ) -> None:
     answers: dict[str, dict[str, Any]] = {}
     raw: dict[str, bytes] = {}
+    subject = subject_id("ALL")  # the trial's pseudonymous id, in every form
+    ehr_id = subject_id("ehr")  # the EHR's logical id for the same patient: never the subject id
     with serving(StandInRedcap()) as redcap:
         async with service(settings_for(database_url, redcap.url)) as client:
             plain = assessment_body(
-                subject=subject_id("ALL"),
+                subject=subject,
                 value=json.loads(result.value),
                 unit=result.unit,
                 comparator=result.comparator,
@@ -102,7 +106,8 @@ async def test_every_form_of_a_result_gets_the_same_decision(
             answers["json"] = response.json()
 
             fhir = observation(
-                subject=subject_id("ALL"),
+                subject=subject,
+                patient=ehr_id,
                 value=json.loads(result.value),
                 unit=result.unit,
                 comparator=result.comparator,
@@ -113,7 +118,7 @@ async def test_every_form_of_a_result_gets_the_same_decision(
             )
             answers["fhir"] = response.json()
 
-            lb = {**lb_record(subject_id("ALL")), **lb_standardised(result)}
+            lb = {**lb_record(subject), **lb_standardised(result)}
             lb.pop("SITEID")
             raw["sdtm"] = as_json({key: value for key, value in lb.items() if value is not None})
             response = await client.post(
@@ -123,21 +128,22 @@ async def test_every_form_of_a_result_gets_the_same_decision(
             )
             answers["sdtm"] = response.json()
 
-            patient = subject_id("ALL")
             call = hook_call(
                 observation(
-                    subject=patient,
+                    subject=None,
+                    patient=ehr_id,
                     value=json.loads(result.value),
                     unit=result.unit,
                     comparator=result.comparator,
                 ),
-                patient=patient,
+                patient_id=ehr_id,
+                prefetched_patient=patient(ehr_id, subject),
             )
             response = await client.post("/cds-services/il6-eligibility", json=call)
             card = response.json()["cards"][0]
             answers["cds-hooks"] = (await client.get(f"/v1/assessments/{card['uuid']}")).json()
 
-            record = subject_id("ALL")
+            record = subject  # the project's record id is the subject id (IL6_REDCAP_FIELDS' default)
             redcap.add(
                 project_record(
                     record,
@@ -147,12 +153,13 @@ async def test_every_form_of_a_result_gets_the_same_decision(
                 )
             )
             response = await client.post(PATH, data=trigger(record))
-            assert response.status_code == 201, response.text
+            assert response.status_code == 202, response.text
             answers["redcap"] = (await client.get(response.headers["location"])).json()
 
             verification = (await client.get("/v1/audit/verify")).json()
 
     expected = {part: answers["json"][part] for part in DECISION_PARTS}
+    assert expected["subject_id"] == subject
     for form, answer in answers.items():
         assert {part: answer[part] for part in DECISION_PARTS} == expected, form
     assert len({answer["id"] for answer in answers.values()}) == len(answers)  # a record each
@@ -161,7 +168,7 @@ async def test_every_form_of_a_result_gets_the_same_decision(
         "json": "application/json",
         "fhir": "application/fhir+json",
         "sdtm": "application/vnd.cdisc.sdtm.lb+json",
-        "cds-hooks": "application/json",
+        "cds-hooks": "application/cds-hooks+json",
         "redcap": "application/vnd.redcap.record+json",
     }
     for form, answer in answers.items():

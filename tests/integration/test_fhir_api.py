@@ -12,11 +12,13 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.guidanceresponse import GuidanceResponse
 from fhir.resources.R4B.parameters import Parameters
 from fhir.resources.R4B.riskassessment import RiskAssessment
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from app.settings import Environment, Settings
 from tests.factories import assessment_body, subject_id
-from tests.fhir_factories import bundle, observation, specimen
-from tests.integration.conftest import count_rows
+from tests.fhir_factories import bundle, hook_call, observation, patient, specimen
+from tests.integration.conftest import app_client, count_rows
 
 FHIR = "application/fhir+json"
 DECIDED = ("eligibility", "risk", "il6", "classifier", "specimen")
@@ -208,6 +210,96 @@ async def test_refusals_are_problems_pointing_into_the_fhir_document(
     assert response.headers["content-type"] == "application/problem+json"
     assert [error["pointer"] for error in response.json()["errors"]] == [pointer]
     assert count_rows(db) == before
+
+
+async def test_the_subject_is_the_trial_id_never_the_ehr_id(client: httpx.AsyncClient, db: Engine) -> None:
+    subject, ehr_id = subject_id("FHIR"), subject_id("ehr")
+    result = observation(subject=None, patient=ehr_id, contained=None, specimen={"reference": "Specimen/s1"})
+
+    response = await post(client, bundle(result, specimen(), patient(ehr_id, subject)))
+    by_ehr_id_only = await post(client, observation(subject=None, patient=subject))
+
+    assert response.status_code == 201
+    assert response.json()["subject_id"] == subject
+    assert stored(db, response.json()["id"]).subject_id == subject
+    assert by_ehr_id_only.status_code == 422
+    assert [error["pointer"] for error in by_ehr_id_only.json()["errors"]] == ["/subject"]
+    assert count_rows(db, ehr_id) == 0
+
+
+async def test_the_subject_system_is_a_setting(database_url: str) -> None:
+    site_system = "https://trial.example/subject"
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        environment=Environment.TEST,
+        fhir_subject_system=site_system,
+    )
+    subject = subject_id("FHIR")
+    document = observation(subject=None) | {
+        "subject": {"identifier": {"system": site_system, "value": subject}}
+    }
+    site_patient = patient("ehr-1001", None) | {"identifier": [{"system": site_system, "value": subject}]}
+    async for site in app_client(settings):
+        accepted = await post(site, document)
+        default_system = await post(site, observation(subject=subject))
+        hook = await site.post(
+            "/cds-services/il6-eligibility",
+            json=hook_call(observation(subject=None), prefetched_patient=site_patient),
+        )
+
+    assert accepted.status_code == 201
+    assert accepted.json()["subject_id"] == subject
+    assert default_system.status_code == 422
+    assert hook.status_code == 200
+    assert len(hook.json()["cards"]) == 1
+
+
+@pytest.mark.parametrize("version", ["4.0", "4.3", '"4.3"'])
+async def test_an_r4_or_r4b_fhir_version_is_read(client: httpx.AsyncClient, version: str) -> None:
+    response = await post(client, observation(subject=subject_id("FHIR")), f"{FHIR}; fhirVersion={version}")
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("version", ["5.0", "3.0", "4.0.1", "R5", ""])
+async def test_another_fhir_version_is_refused(client: httpx.AsyncClient, db: Engine, version: str) -> None:
+    before = count_rows(db)
+
+    response = await post(client, observation(), f"{FHIR}; fhirVersion={version}")
+
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "fhirVersion 4.0 or 4.3" in response.json()["detail"]
+    if version:
+        assert version not in response.json()["detail"]
+    assert count_rows(db) == before
+
+
+@pytest.mark.parametrize("effective", ["2026", "2026-11", "2026-11-20"])
+async def test_a_partial_date_is_refused_not_read_as_a_timestamp(
+    client: httpx.AsyncClient, db: Engine, effective: str
+) -> None:
+    """ "2026" is a valid FHIR dateTime, and was once recorded as 1970-01-01T00:33:46Z."""
+    before = count_rows(db)
+
+    response = await post(client, observation(effective=effective))
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["pointer"] == "/effectiveDateTime"
+    assert "partial date" in error["detail"]
+    assert count_rows(db) == before
+
+
+async def test_a_document_nested_too_deeply_is_a_problem_not_a_crash(client: httpx.AsyncClient) -> None:
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "a"}
+    for _ in range(200):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+
+    response = await post(client, observation(extension=[extension]))
+
+    assert response.status_code == 422
+    assert [error["pointer"] for error in response.json()["errors"]] == [""]
 
 
 async def test_a_fhir_body_in_another_charset_is_refused(client: httpx.AsyncClient) -> None:

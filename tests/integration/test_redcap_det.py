@@ -6,12 +6,14 @@ action=export (records[n], fields[n], events[n] -> a JSON array of flat records)
 (overwriteBehavior, data=<JSON array> -> {"count": n}). It checks the token and records every call.
 """
 
+import asyncio
 import json
 import logging
 import socket
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +30,10 @@ from app.store.models import Assessment
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import app_client, count_rows
 
-PATH = "/v1/redcap/data-entry-trigger"
+TRIGGER_SECRET = "det-secret-0123456789abcdefghijklmn"
+BARE_PATH = "/v1/redcap/data-entry-trigger"
+PATH = f"{BARE_PATH}?secret={TRIGGER_SECRET}"
+"""The Data Entry Trigger URL as configured in REDCap: it carries the secret."""
 PROBLEM = "application/problem+json"
 TOKEN = "0123456789ABCDEF0123456789ABCDEF"
 PROJECT = 7
@@ -80,6 +85,9 @@ class StandInRedcap:
     imported: list[list[dict[str, str]]] = field(default_factory=list)
     failing: bool = False
     refusing_imports: bool = False
+    after_export: Callable[[], None] | None = None
+    """Run once, after the next export is answered: a save in REDCap while the service decides."""
+    export_delay_s: float = 0.0
     url: str = ""
 
     def add(self, row: dict[str, str], event: str | None = None) -> None:
@@ -97,7 +105,12 @@ class StandInRedcap:
         if any(form.get(name) != value for name, value in expected.items()):
             return 400, {"error": "The parameters are not the ones this stand-in implements."}
         if form.get("action") == "export":
-            return self.export(form)
+            time.sleep(self.export_delay_s)
+            answer = self.export(form)
+            if self.after_export is not None:
+                change, self.after_export = self.after_export, None
+                change()
+            return answer
         if form.get("action") == "import":
             return self.import_(form)
         return 400, {"error": "Unknown action."}
@@ -201,6 +214,7 @@ def settings_for(database_url: str, api_url: str | None, **changes: Any) -> Sett
         "environment": Environment.TEST,
         "redcap_api_url": api_url,
         "redcap_api_token": SecretStr(TOKEN),
+        "redcap_trigger_secret": SecretStr(TRIGGER_SECRET),
         "redcap_project_id": PROJECT,
         "redcap_instrument": INSTRUMENT,
         "redcap_write_back": OUTPUTS,
@@ -260,6 +274,16 @@ def stored_row(db: Engine, assessment_id: str) -> dict[str, Any]:
     return values
 
 
+def service_log(caplog: pytest.LogCaptureFixture) -> str:
+    """What the service logged: caplog.text without the test client's own lines (httpx logs each URL the
+    client asks for, as REDCap's web server would; the trigger URL carries the secret by design)."""
+    return "\n".join(
+        caplog.handler.format(record)
+        for record in caplog.records
+        if not (record.name == "httpx" and "http://testserver/" in record.getMessage())
+    )
+
+
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
@@ -279,23 +303,21 @@ async def test_a_complete_trigger_decides_records_and_writes_back(
 
     response = await receiver.post(PATH, data=trigger(subject), headers={"X-Request-ID": "det-1"})
 
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     answer = response.json()
-    assert answer == {
-        "assessment_id": answer["assessment_id"],
-        "eligibility": "eligible",
-        "risk_group": "low",
-        "written_back": True,
-    }
+    # What was done, not what was decided: REDCap ignores the answer, and nobody else needs it.
+    assert answer == {"outcome": "decided", "assessment_id": answer["assessment_id"], "written_back": True}
     assert response.headers["location"] == f"/v1/assessments/{answer['assessment_id']}"
 
-    # Read through the API with the service's token, asking for the inputs and the status only.
+    # Read through the API with the service's token, asking for the inputs and the status only; read
+    # again, unchanged, just before writing back.
+    assert [call["action"] for call in redcap.calls] == ["export", "export", "import"]
     export = redcap.calls[0]
-    assert export["action"] == "export"
     assert export["records[0]"] == subject
     assert sorted(value for name, value in export.items() if name.startswith("fields[")) == sorted(
         INPUT_FIELDS
     )
+    assert redcap.calls[1] == export
 
     # One audit record: the export exactly as REDCap sent it, named as such, with REDCap as the caller.
     assert count_rows(db, subject) == 1
@@ -334,11 +356,11 @@ async def test_the_same_trigger_for_unchanged_data_records_one_decision(
     first = await receiver.post(PATH, data=trigger(subject))
     again = await receiver.post(PATH, data=trigger(subject))
 
-    assert first.status_code == 201, first.text
-    assert again.status_code == 201, again.text
+    assert first.status_code == 202, first.text
+    assert again.status_code == 202, again.text
     assert again.json() == first.json()
-    assert first.json()["eligibility"] == "ineligible"
-    assert first.json()["risk_group"] == "high"
+    assert redcap.row(subject)["il6_eligibility"] == "ineligible"
+    assert redcap.row(subject)["il6_risk_group"] == "high"
     assert count_rows(db, subject) == 1
     # The first write-back changed the record's outputs; the decision's inputs, and so its key, did not.
     assert len(redcap.imported) == 2
@@ -354,9 +376,9 @@ async def test_changed_data_is_a_new_decision(
     redcap.row(subject).update(il6_value="25", il6_comparator="")
     second = await receiver.post(PATH, data=trigger(subject))
 
-    assert first.status_code == second.status_code == 201
+    assert first.status_code == second.status_code == 202
     assert second.json()["assessment_id"] != first.json()["assessment_id"]
-    assert second.json()["eligibility"] == "ineligible"
+    assert redcap.row(subject)["il6_eligibility"] == "ineligible"
     assert count_rows(db, subject) == 2
     assert redcap.row(subject)["il6_assessment_id"] == second.json()["assessment_id"]
 
@@ -371,7 +393,7 @@ async def test_the_decision_equals_the_plain_json_decision(
     via_redcap = await receiver.post(PATH, data=trigger(subject))
     plain = await receiver.post("/v1/assessments", json=body)
 
-    assert via_redcap.status_code == plain.status_code == 201
+    assert (via_redcap.status_code, plain.status_code) == (202, 201)
     recorded = (await receiver.get(via_redcap.headers["location"])).json()
     direct = plain.json()
     for part in ("subject_id", "site_id", "specimen", "eligibility", "risk", "il6", "classifier"):
@@ -391,8 +413,8 @@ async def test_a_longitudinal_record_is_read_and_written_at_its_event(database_u
         async with service(settings_for(database_url, redcap.url)) as client:
             response = await client.post(PATH, data=trigger(subject, event="baseline_arm_1"))
 
-    assert response.status_code == 201, response.text
-    assert response.json()["eligibility"] == "eligible"  # the baseline result, not the screening one
+    assert response.status_code == 202, response.text
+    assert redcap.row(subject, "baseline_arm_1")["il6_eligibility"] == "eligible"  # not the screening one
     assert redcap.calls[0]["events[0]"] == "baseline_arm_1"
     row = stored_row(db, response.json()["assessment_id"])
     assert row["input"]["reference"] == f"redcap:{PROJECT}/{subject}/baseline_arm_1/{INSTRUMENT}"
@@ -411,8 +433,12 @@ async def test_without_write_back_nothing_is_written(
     async with service(settings_for(database_url, redcap.url, redcap_write_back=None)) as client:
         response = await client.post(PATH, data=trigger(subject))
 
-    assert response.status_code == 201, response.text
-    assert response.json()["written_back"] is False
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "outcome": "decided",
+        "assessment_id": response.json()["assessment_id"],
+        "written_back": False,
+    }
     assert [call["action"] for call in redcap.calls] == ["export"]
     assert count_rows(db, subject) == 1
 
@@ -428,7 +454,7 @@ async def test_a_refused_write_back_keeps_the_decision_and_a_new_trigger_repairs
     redcap.refusing_imports = False
     repaired = await receiver.post(PATH, data=trigger(subject))
 
-    assert refused.status_code == 201, refused.text
+    assert refused.status_code == 202, refused.text
     assert refused.json()["written_back"] is False
     assert repaired.json() == {**refused.json(), "written_back": True}
     assert count_rows(db, subject) == 1
@@ -436,6 +462,10 @@ async def test_a_refused_write_back_keeps_the_decision_and_a_new_trigger_repairs
 
 
 # --- triggers that ask for nothing, or are refused ------------------------------------------------------
+
+
+IGNORED = {"outcome": "ignored", "assessment_id": None, "written_back": False}
+"""Every ignored trigger gets the same answer: it says nothing of why, nor whether the record exists."""
 
 
 @pytest.mark.parametrize("complete", ["0", "1", ""])
@@ -447,8 +477,8 @@ async def test_an_incomplete_instrument_is_ignored(
 
     response = await receiver.post(PATH, data=trigger(subject, complete=complete))
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"ignored": "the instrument is not marked Complete"}
+    assert response.status_code == 202, response.text
+    assert response.json() == IGNORED
     assert redcap.calls == []
     assert count_rows(db, subject) == 0
 
@@ -461,8 +491,8 @@ async def test_another_instrument_is_ignored(
 
     response = await receiver.post(PATH, data=trigger(subject, instrument="demographics"))
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"ignored": "another instrument was saved"}
+    assert response.status_code == 202, response.text
+    assert response.json() == IGNORED
     assert redcap.calls == []
 
 
@@ -475,8 +505,8 @@ async def test_a_trigger_redcap_contradicts_is_ignored(
 
     response = await receiver.post(PATH, data=trigger(subject))
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"ignored": "the instrument is not Complete in REDCap"}
+    assert response.status_code == 202, response.text
+    assert response.json() == IGNORED
     assert count_rows(db, subject) == 0
     assert redcap.imported == []
 
@@ -566,13 +596,21 @@ async def test_an_unknown_assay_is_422_at_the_redcap_field(
     assert redcap.imported == []
 
 
-async def test_a_record_redcap_does_not_have_is_422(
+async def test_a_record_redcap_does_not_have_is_answered_as_an_ignored_trigger(
     receiver: httpx.AsyncClient, redcap: StandInRedcap, db: Engine
 ) -> None:
-    response = await receiver.post(PATH, data=trigger(subject_id("RC")))
+    subject = subject_id("RC")
+    redcap.add(project_record(subject))
+    missing = subject_id("RC")
 
-    problem = assert_problem(response, 422, "validation-error")
-    assert [error["pointer"] for error in problem["errors"]] == ["/record"]
+    absent = await receiver.post(PATH, data=trigger(missing))
+    incomplete = await receiver.post(PATH, data=trigger(subject, complete="0"))
+
+    assert absent.status_code == incomplete.status_code == 202
+    assert absent.json() == incomplete.json() == IGNORED
+    assert absent.headers.keys() - {"x-request-id"} == incomplete.headers.keys() - {"x-request-id"}
+    assert count_rows(db, missing) == 0
+    assert redcap.imported == []
 
 
 # --- the notice itself ----------------------------------------------------------------------------------
@@ -625,7 +663,140 @@ async def test_nothing_of_the_record_or_the_token_is_logged(
     redcap.refusing_imports = True
     unwritten = await receiver.post(PATH, data=trigger(subject))
 
-    assert (decided.status_code, refused.status_code, unwritten.status_code) == (201, 422, 201)
+    assert (decided.status_code, refused.status_code, unwritten.status_code) == (202, 422, 202)
     assert caplog.records, "the requests were logged"
-    for secret in (TOKEN, "SECRETSUBJECT", "0.987", "0.654", "mg/dL", "could not be validated"):
-        assert secret not in caplog.text
+    secrets = (TOKEN, TRIGGER_SECRET, "SECRETSUBJECT", "0.987", "0.654", "mg/dL", "could not be validated")
+    logged = service_log(caplog)
+    for secret in secrets:
+        assert secret not in logged
+
+
+# --- the trigger secret ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        BARE_PATH,
+        f"{BARE_PATH}?secret=",
+        f"{BARE_PATH}?secret={TRIGGER_SECRET[:-1]}",
+        f"{BARE_PATH}?secret={TRIGGER_SECRET}x",
+        f"{BARE_PATH}?secret={TRIGGER_SECRET.upper()}",
+        f"{BARE_PATH}?Secret={TRIGGER_SECRET}",
+        f"{BARE_PATH}?secret=wrong&secret={TRIGGER_SECRET}",
+        f"{BARE_PATH}?secret={TRIGGER_SECRET}&secret={TRIGGER_SECRET}",
+    ],
+    ids=["none", "empty", "short", "long", "case", "name-case", "wrong-then-right", "twice"],
+)
+async def test_a_trigger_without_the_secret_is_401_and_nothing_is_read(
+    receiver: httpx.AsyncClient, redcap: StandInRedcap, db: Engine, path: str
+) -> None:
+    subject = subject_id("RC")
+    redcap.add(project_record(subject))
+
+    response = await receiver.post(path, data=trigger(subject))
+
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert "www-authenticate" in response.headers
+    assert response.json()["title"] == "Unauthorized"
+    assert TRIGGER_SECRET not in response.text
+    assert redcap.calls == []
+    assert count_rows(db, subject) == 0
+
+
+async def test_the_secret_is_checked_before_the_body_is_read(
+    receiver: httpx.AsyncClient, redcap: StandInRedcap
+) -> None:
+    # A body that would be 415, and one that would be 422: without the secret, neither is looked at.
+    as_json = await receiver.post(BARE_PATH, json=trigger("12"))
+    malformed = await receiver.post(
+        BARE_PATH,
+        content=b"record=12&record=13",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert as_json.status_code == malformed.status_code == 401
+    assert redcap.calls == []
+
+
+async def test_the_secret_is_never_logged(
+    receiver: httpx.AsyncClient, redcap: StandInRedcap, caplog: pytest.LogCaptureFixture
+) -> None:
+    subject = subject_id("RC")
+    redcap.add(project_record(subject))
+    caplog.set_level(logging.DEBUG)
+
+    right = await receiver.post(PATH, data=trigger(subject))
+    wrong = await receiver.post(f"{BARE_PATH}?secret={TRIGGER_SECRET}-wrong", data=trigger(subject))
+
+    assert (right.status_code, wrong.status_code) == (202, 401)
+    assert "data-entry-trigger" in service_log(caplog)  # the service's own request lines are there
+    assert TRIGGER_SECRET not in service_log(caplog)
+
+
+# --- a record saved again while it is decided -----------------------------------------------------------
+
+
+async def test_a_record_changed_before_the_write_back_is_not_written_over(
+    receiver: httpx.AsyncClient, redcap: StandInRedcap, db: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Save A fires a trigger; save B lands while A is decided: A's decision must not sit next to B's
+    inputs. B's own trigger then writes B's decision."""
+    subject = subject_id("RC")
+    redcap.add(project_record(subject))  # version A: < 1.5 pg/mL, eligible
+    redcap.after_export = lambda: redcap.row(subject).update(il6_value="30", il6_comparator="")  # version B
+    caplog.set_level(logging.INFO)
+
+    for_a = await receiver.post(PATH, data=trigger(subject))
+
+    assert for_a.status_code == 202, for_a.text
+    assert for_a.json()["outcome"] == "decided"
+    assert for_a.json()["written_back"] is False
+    assert redcap.imported == []
+    assert redcap.row(subject)["il6_eligibility"] == ""
+    assert "skipped: the record changed after it was read" in caplog.text
+    assert subject not in caplog.text
+
+    for_b = await receiver.post(PATH, data=trigger(subject))
+
+    assert for_b.json()["written_back"] is True
+    assert for_b.json()["assessment_id"] != for_a.json()["assessment_id"]
+    assert redcap.row(subject)["il6_eligibility"] == "ineligible"
+    assert redcap.row(subject)["il6_assessment_id"] == for_b.json()["assessment_id"]
+    assert count_rows(db, subject) == 2  # both decisions stand in the audit trail
+
+
+async def test_a_record_that_cannot_be_read_again_is_not_written(
+    receiver: httpx.AsyncClient, redcap: StandInRedcap, db: Engine
+) -> None:
+    subject = subject_id("RC")
+    redcap.add(project_record(subject))
+
+    def fail() -> None:
+        redcap.failing = True
+
+    redcap.after_export = fail
+
+    response = await receiver.post(PATH, data=trigger(subject))
+
+    assert response.status_code == 202, response.text
+    assert response.json()["written_back"] is False
+    assert redcap.imported == []
+    assert count_rows(db, subject) == 1
+
+
+async def test_triggers_for_one_record_are_taken_one_at_a_time(
+    receiver: httpx.AsyncClient, redcap: StandInRedcap
+) -> None:
+    subject = subject_id("RC")
+    redcap.add(project_record(subject))
+    redcap.export_delay_s = 0.1  # long enough for the second trigger to arrive mid-way
+
+    first, second = await asyncio.gather(
+        receiver.post(PATH, data=trigger(subject)), receiver.post(PATH, data=trigger(subject))
+    )
+
+    assert first.status_code == second.status_code == 202
+    # Each trigger's export, re-export and import, never interleaved with the other's.
+    assert [call["action"] for call in redcap.calls] == ["export", "export", "import"] * 2

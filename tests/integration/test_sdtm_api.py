@@ -136,6 +136,7 @@ async def test_a_refused_lb_record_is_a_problem_and_stores_nothing(
 
     for changes, pointer in (
         ({"LBORRESU": "pg/ml"}, "/LBORRESU"),
+        ({"LBTEST": "Interleukin 8"}, "/LBTEST"),
         ({"LBSTRESC": "<15"}, "/LBSTRESC"),
         ({"LBSPEC": None}, "/LBSPEC"),
         ({"LBDTC": "2026-11-20T09:30:00"}, "/LBDTC"),

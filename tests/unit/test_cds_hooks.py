@@ -1,5 +1,6 @@
-"""A CDS Hooks patient-view call is read as the result it prefetched, for the patient in context; a decision
-becomes one card; the client's access token is never recorded."""
+"""A CDS Hooks patient-view call is read as the result it prefetched, for the patient in context and under
+the trial subject id its prefetched Patient carries; a decision becomes one card; the client's access token
+is never recorded."""
 
 import json
 import uuid
@@ -12,25 +13,47 @@ from pydantic import ValidationError
 
 from app.api.exact_json import parse_exact_json
 from app.api.intake import Intake
-from app.api.intake_fhir import CDS_HOOK_CALL
+from app.api.intake_fhir import fhir_forms
 from app.domain.classifiers.registry import load_registry
 from app.domain.errors import InvalidInput
 from app.domain.il6 import Comparator, measure
 from app.domain.specimen import Specimen, SpecimenType
 from app.interop.cds_hooks import (
     DISCOVERY,
+    PATIENT_TEMPLATE,
     PREFETCH_TEMPLATE,
     SUMMARY_MAX,
+    HookCall,
     NoResult,
     PrefetchMissing,
     card_for,
-    read_hook_call,
+    hook_instance_of,
     recorded_body,
 )
+from app.interop.cds_hooks import read_hook_call as read_with_system
 from app.service.documents import decision_document
-from tests.fhir_factories import bundle, hook_call, observation, specimen
+from tests.fhir_factories import (
+    SUBJECT_SYSTEM,
+    bundle,
+    hook_call,
+    observation,
+    patient,
+    specimen,
+    trial_id,
+)
 
 VERSION = load_registry().resolve(None)
+CDS_HOOK_CALL = fhir_forms(SUBJECT_SYSTEM).hook_call
+
+
+def read_hook_call(document: Any) -> HookCall:
+    return read_with_system(document, SUBJECT_SYSTEM)
+
+
+def refused_at(document: Any) -> str:
+    with pytest.raises(InvalidInput) as refused:
+        read_hook_call(document)
+    return refused.value.pointer
 
 
 def test_discovery_offers_one_patient_view_service_with_its_prefetch() -> None:
@@ -41,7 +64,8 @@ def test_discovery_offers_one_patient_view_service_with_its_prefetch() -> None:
     assert service["id"] == "il6-eligibility"
     assert service["title"]
     assert "NCT01488318" in service["description"]
-    assert service["prefetch"] == {"il6": PREFETCH_TEMPLATE}
+    assert service["prefetch"] == {"il6": PREFETCH_TEMPLATE, "patient": PATIENT_TEMPLATE}
+    assert PATIENT_TEMPLATE == "Patient/{{context.patientId}}"
     assert PREFETCH_TEMPLATE.startswith(
         "Observation?patient={{context.patientId}}&code=http://loinc.org|26881-3"
     )
@@ -49,35 +73,203 @@ def test_discovery_offers_one_patient_view_service_with_its_prefetch() -> None:
 
 
 def test_the_prefetched_observation_is_read_for_the_patient_in_context() -> None:
-    call = hook_call(observation(subject=None), patient="PIT-0042")
+    call = hook_call(observation(subject=None, patient="ehr-1001"), patient_id="ehr-1001", subject="PIT-0042")
 
     read = read_hook_call(call)
 
     assert read.hook_instance == uuid.UUID(call["hookInstance"])
     assert read.result is not None
-    assert read.result.document["subject_id"] == "PIT-0042"
-    assert read.result.reference == f"hookInstance:{call['hookInstance']}"
-    assert read.result.source_of("/subject_id") == ("context", "patientId")
+    assert read.result.document["subject_id"] == "PIT-0042"  # the trial's id, not the EHR's or the MRN
+    assert read.result.reference == f"hookInstance:{call['hookInstance']} Observation/il6-result-1"
+    assert hook_instance_of(read.result.reference) == f"hookInstance:{call['hookInstance']}"
+    assert read.result.source_of("/subject_id") == ("prefetch", "patient", "identifier", 1, "value")
     assert read.result.source_of("/il6/assay") == ("prefetch", "il6", "method")
+
+
+def test_without_an_observation_id_the_reference_is_the_hook_instance() -> None:
+    call = hook_call(observation(id=None))
+
+    read = read_hook_call(call)
+
+    assert read.result is not None
+    assert read.result.reference == f"hookInstance:{call['hookInstance']}"
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "Patient/ehr-1001",
+        "https://ehr.example/fhir/Patient/ehr-1001",
+        "Patient/ehr-1001/_history/3",
+        "https://ehr.example/fhir/Patient/ehr-1001/_history/3",
+    ],
+)
+def test_any_literal_reference_to_the_patient_in_context_is_that_patient(reference: str) -> None:
+    document = observation(subject=None, patient=None) | {"subject": {"reference": reference}}
+
+    read = read_hook_call(hook_call(document, patient_id="ehr-1001"))
+
+    assert read.result is not None
+    assert read.result.document["subject_id"] == "PIT-0042"
+
+
+@pytest.mark.parametrize(
+    ("subject", "pointer"),
+    [
+        pytest.param({"reference": "Patient/OTHER-1"}, "/prefetch/il6/subject/reference", id="relative"),
+        pytest.param(
+            {"reference": "https://ehr.example/fhir/Patient/OTHER-1"},
+            "/prefetch/il6/subject/reference",
+            id="absolute",
+        ),
+        pytest.param(
+            {"reference": "Patient/OTHER-1/_history/3"}, "/prefetch/il6/subject/reference", id="versioned"
+        ),
+        pytest.param(
+            {"reference": "https://ehr.example/fhir/Patient/ehr-1001-x/_history/1"},
+            "/prefetch/il6/subject/reference",
+            id="absolute-versioned-prefix",
+        ),
+        pytest.param({"identifier": trial_id("PIT-0042")}, "/prefetch/il6/subject", id="identifier-only"),
+        pytest.param({"identifier": {"value": "OTHER-1"}}, "/prefetch/il6/subject", id="other-identifier"),
+        pytest.param({"reference": "Group/ehr-1001"}, "/prefetch/il6/subject/reference", id="a-group"),
+        pytest.param(
+            {"reference": "Device/ehr-1001"}, "/prefetch/il6/subject/reference", id="another-resource-type"
+        ),
+        pytest.param({"reference": "#p"}, "/prefetch/il6/subject/reference", id="a-contained-patient"),
+        pytest.param(
+            {"reference": "urn:uuid:5b0c2a8e-8f8a-4d55-9c5e-3f7a2b1d0c9e"},
+            "/prefetch/il6/subject/reference",
+            id="a-urn",
+        ),
+        pytest.param({"display": "the patient"}, "/prefetch/il6/subject", id="display-only"),
+        pytest.param(None, "/prefetch/il6/subject", id="absent"),
+    ],
+)
+def test_an_observation_not_provably_about_the_patient_in_context_is_refused(
+    subject: dict[str, Any] | None, pointer: str
+) -> None:
+    """Recording another patient's result under the patient in view is the error to prevent: the subject
+    must reference the context's patient by its logical id, however the reference is written."""
+    document = observation(subject=None, patient=None) | {"subject": subject}
+    if subject is not None and subject.get("reference") == "#p":
+        document["contained"].append(patient("p", "PIT-0042"))
+
+    assert refused_at(hook_call(document, patient_id="ehr-1001")) == pointer
+
+
+def test_the_subject_id_is_the_trial_identifier_of_the_prefetched_patient() -> None:
+    call = hook_call(observation(subject=None), patient_id="ehr-1001", subject="PIT-0077")
+
+    read = read_hook_call(call)
+
+    assert read.result is not None
+    assert read.result.document["subject_id"] == "PIT-0077"
+
+
+@pytest.mark.parametrize(
+    ("prefetched_patient", "pointer"),
+    [
+        pytest.param(patient("ehr-1001", None), "/prefetch/patient/identifier", id="no-trial-identifier"),
+        pytest.param(
+            patient("ehr-1001", "PIT-0042", identifier=[trial_id("PIT-0042"), trial_id("PIT-0043")]),
+            "/prefetch/patient/identifier",
+            id="several-trial-identifiers",
+        ),
+        pytest.param(patient("ehr-2002", "PIT-0042"), "/prefetch/patient/id", id="another-patient"),
+        pytest.param(patient(None, "PIT-0042"), "/prefetch/patient/id", id="no-id"),
+        pytest.param(
+            {**observation(), "resourceType": "Observation"},
+            "/prefetch/patient/resourceType",
+            id="not-a-patient",
+        ),
+        pytest.param("ehr-1001", "/prefetch/patient", id="not-a-resource"),
+    ],
+)
+def test_a_prefetched_patient_that_gives_no_trial_subject_id_is_refused(
+    prefetched_patient: Any, pointer: str
+) -> None:
+    call = hook_call(observation(subject=None), patient_id="ehr-1001", prefetched_patient=prefetched_patient)
+
+    assert refused_at(call) == pointer
+
+
+def test_a_prefetched_patient_that_is_not_valid_fhir_is_refused_where_it_is_invalid() -> None:
+    call = hook_call(observation(), prefetched_patient=patient(birthDate="not a date"))
+
+    with pytest.raises(ValidationError) as invalid:
+        read_hook_call(call)
+
+    assert [error["loc"] for error in invalid.value.errors()] == [("prefetch", "patient", "birthDate")]
+
+
+def test_a_subject_identifier_that_disagrees_with_the_patient_is_refused() -> None:
+    call = hook_call(observation(subject="PIT-9999"), patient_id="ehr-1001", subject="PIT-0042")
+
+    assert refused_at(call) == "/prefetch/patient/identifier/1/value"
+
+
+def test_a_subject_identifier_that_agrees_with_the_patient_is_read() -> None:
+    call = hook_call(observation(subject="PIT-0042"), patient_id="ehr-1001", subject="PIT-0042")
+
+    read = read_hook_call(call)
+
+    assert read.result is not None
+    assert read.result.document["subject_id"] == "PIT-0042"
+
+
+@pytest.mark.parametrize(
+    "patient_prefetch",
+    [
+        pytest.param(..., id="absent"),
+        pytest.param(None, id="null"),
+        pytest.param({"resourceType": "OperationOutcome", "issue": []}, id="operation-outcome"),
+    ],
+)
+def test_without_the_prefetched_patient_the_precondition_fails(patient_prefetch: Any) -> None:
+    call = hook_call(observation())
+    if patient_prefetch is ...:
+        del call["prefetch"]["patient"]
+    else:
+        call["prefetch"]["patient"] = patient_prefetch
+
+    with pytest.raises(PrefetchMissing):
+        read_hook_call(call)
+
+
+def test_a_patient_with_no_result_needs_no_patient_prefetch() -> None:
+    call = hook_call(None)
+    del call["prefetch"]["patient"]
+
+    assert read_hook_call(call).result is None
 
 
 def test_a_searchset_with_the_included_specimen_is_read() -> None:
     result = observation(contained=None, specimen={"reference": "Specimen/s1"})
-    submission = Intake.read(
-        CDS_HOOK_CALL, json.dumps(hook_call(bundle(result, specimen(), kind="searchset"))).encode()
-    )
+    call = hook_call(bundle(result, specimen(), kind="searchset"))
+    submission = Intake.read(CDS_HOOK_CALL, json.dumps(call).encode())
 
     assert submission.specimen_type is SpecimenType.SERUM
     assert submission.comparator is Comparator.LT
-    assert submission.reference is not None
-    assert submission.reference.startswith("hookInstance:")
+    assert submission.subject_id == "PIT-0042"
+    assert submission.reference == f"hookInstance:{call['hookInstance']} Observation/il6-result-1"
 
 
 def test_without_the_prefetch_key_the_precondition_fails() -> None:
     with pytest.raises(PrefetchMissing):
         read_hook_call(hook_call(...))
     with pytest.raises(PrefetchMissing):
-        read_hook_call(hook_call(..., prefetch={"patient": {"resourceType": "Patient"}}))
+        read_hook_call(hook_call(..., prefetch={"patient": patient()}))
+
+
+def test_an_operation_outcome_in_place_of_the_result_is_a_missing_prefetch() -> None:
+    """A CDS client may send an OperationOutcome where prefetching failed (CDS Hooks 2.0, Prefetch)."""
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing"}],
+    }
+    with pytest.raises(PrefetchMissing):
+        read_hook_call(hook_call(outcome))
 
 
 @pytest.mark.parametrize("prefetched", [None, {"resourceType": "Bundle", "type": "searchset", "total": 0}])
@@ -93,6 +285,7 @@ def test_no_result_for_the_patient_is_nothing_to_decide(prefetched: Any) -> None
         ({"hook": "order-select"}, ("hook",)),
         ({"hookInstance": "not-a-uuid"}, ("hookInstance",)),
         ({"context": {"userId": "Practitioner/1"}}, ("context", "patientId")),
+        ({"context": {"patientId": "not an id"}}, ("context", "patientId")),
         ({"unknown": 1}, ("unknown",)),
     ],
 )
@@ -103,9 +296,18 @@ def test_a_call_of_another_shape_is_refused(changes: dict[str, Any], location: t
 
 
 def test_an_observation_about_another_patient_is_refused() -> None:
-    with pytest.raises(InvalidInput) as refused:
-        read_hook_call(hook_call(observation(subject="PIT-9999"), patient="PIT-0042"))
-    assert refused.value.pointer == "/prefetch/il6/subject/reference"
+    call = hook_call(observation(patient="ehr-9999"), patient_id="ehr-1001")
+
+    assert refused_at(call) == "/prefetch/il6/subject/reference"
+
+
+def test_a_call_nested_too_deeply_is_refused_before_it_is_read() -> None:
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "a"}
+    for _ in range(100):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+
+    assert refused_at(hook_call(observation(extension=[extension]))) == ""
+    assert refused_at(hook_call(observation(), extension={"deep": [extension]})) == ""
 
 
 def test_prefetch_errors_point_into_the_prefetch() -> None:
@@ -134,6 +336,21 @@ def test_the_access_token_is_never_recorded() -> None:
     kept = parse_exact_json(recorded)
     assert kept == {key: value for key, value in parse_exact_json(raw).items() if key != "fhirAuthorization"}
     assert str(kept["prefetch"]["il6"]["valueQuantity"]["value"]) == "1.50"
+
+
+def test_a_lone_surrogate_in_a_call_with_a_token_is_recorded_escaped() -> None:
+    """JSON may carry "\\ud800", which no UTF-8 text can hold: the rewritten call keeps it as its escape."""
+    call = hook_call(observation(), fhirServer="https://ehr.example/fhir")
+    call["fhirAuthorization"] = {"access_token": "opaque-token", "token_type": "Bearer", "expires_in": 300}
+    call["context"]["userId"] = "Practitioner/X"
+    raw = json.dumps(call).replace("Practitioner/X", "Practitioner/\\ud800 caf\\u00e9").encode()
+
+    recorded = recorded_body(raw, parse_exact_json(raw))
+
+    assert recorded.isascii()
+    assert b"opaque-token" not in recorded
+    assert parse_exact_json(recorded)["context"]["userId"] == "Practitioner/\ud800 caf\u00e9"
+    recorded.decode("utf-8")
 
 
 def test_a_call_without_a_token_is_recorded_as_received() -> None:

@@ -34,6 +34,7 @@ from app.settings import Environment, RedcapFields, Settings
 FIELDS = FieldMap()
 NEW_YORK = ZoneInfo("America/New_York")
 TOKEN = "0123456789ABCDEF0123456789ABCDEF"
+TRIGGER_SECRET = "det-secret-0123456789abcdefghijklmn"
 
 
 def trigger(**changes: Any) -> Trigger:
@@ -118,6 +119,11 @@ def test_a_trigger_without_a_required_field_is_refused(missing: str) -> None:
         ("record", "x" * 101),
         ("instrument", "IL6 Result"),
         ("redcap_event_name", "baseline arm"),
+        # "$" matches before a final newline: each pattern must match the whole field.
+        ("project_id", "7\n"),
+        ("record", "12\n"),
+        ("instrument", "il6_result\n"),
+        ("redcap_event_name", "baseline_arm_1\n"),
     ],
 )
 def test_a_malformed_trigger_field_is_refused_without_its_value(field: str, value: str) -> None:
@@ -220,7 +226,21 @@ def test_every_field_at_fault_is_listed() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["1,5", "1.5e0", "1E3", " 1.5", "1.5 ", "NaN", "Infinity", "+1.5", "1.5.1", "one", "0x10", "1_000"],
+    [
+        "1,5",
+        "1.5e0",
+        "1E3",
+        " 1.5",
+        "1.5 ",
+        "1.5\n",
+        "NaN",
+        "Infinity",
+        "+1.5",
+        "1.5.1",
+        "one",
+        "0x10",
+        "1_000",
+    ],
 )
 def test_a_value_that_is_not_a_plain_decimal_is_refused(text: str) -> None:
     with pytest.raises(InvalidRecord) as raised:
@@ -241,7 +261,7 @@ def test_a_value_that_is_not_a_plain_decimal_is_refused(text: str) -> None:
         ({"il6_comparator": "~"}, "/il6_comparator"),
         ({"il6_assay": "elecsys il6"}, "/il6_assay"),
         ({"il6_specimen_type": "Serum"}, "/il6_specimen_type"),
-        ({"il6_collected_at": "2026-11-20"}, "/il6_collected_at"),
+        ({"il6_collected_at": "2025-03-14"}, "/il6_collected_at"),  # a date alone
         ({"il6_collected_at": "yesterday"}, "/il6_collected_at"),
         ({"record_id": "PIT 0042"}, "/record_id"),
     ],
@@ -281,6 +301,15 @@ def test_a_local_redcap_time_needs_the_projects_time_zone(text: str) -> None:
         submission_from_record(record(il6_collected_at=text), trigger(), FIELDS, plain_submission)
 
     assert "IL6_REDCAP_TIMEZONE" in errors_of(raised)["/il6_collected_at"]
+
+
+def test_a_local_redcap_time_with_a_final_newline_is_not_a_local_time() -> None:
+    with pytest.raises(InvalidRecord) as raised:
+        submission_from_record(
+            record(il6_collected_at="2026-11-20 09:30\n"), trigger(), FIELDS, plain_submission, NEW_YORK
+        )
+
+    assert list(errors_of(raised)) == ["/il6_collected_at"]
 
 
 @pytest.mark.parametrize(
@@ -357,11 +386,9 @@ def test_the_row_of_the_triggers_record_and_event_is_selected() -> None:
     [[], [record(record_id="PIT-0043")], [record(redcap_event_name="other_arm_1")]],
     ids=["empty", "another-record", "another-event"],
 )
-def test_no_matching_row_is_refused(rows: list[dict[str, str]]) -> None:
-    with pytest.raises(InvalidRecord) as raised:
-        select_row(rows, trigger(event="baseline_arm_1"), "record_id")
-
-    assert list(errors_of(raised)) == ["/record"]
+def test_no_matching_row_is_none(rows: list[dict[str, str]]) -> None:
+    # Answered as an ignored trigger is: a distinct error would tell a caller which records exist.
+    assert select_row(rows, trigger(event="baseline_arm_1"), "record_id") is None
 
 
 def test_two_matching_rows_are_refused_as_ambiguous() -> None:
@@ -566,6 +593,7 @@ def redcap_settings(**changes: Any) -> Settings:
     values: dict[str, Any] = {
         "redcap_api_url": "https://redcap.example.org/api/",
         "redcap_api_token": SecretStr(TOKEN),
+        "redcap_trigger_secret": SecretStr(TRIGGER_SECRET),
         "redcap_project_id": 7,
     }
     return Settings(**{**values, **changes})
@@ -583,10 +611,37 @@ def test_the_settings_defaults_and_the_field_map_defaults_agree() -> None:
     assert FieldMap(**RedcapFields().model_dump()) == FieldMap()
 
 
-@pytest.mark.parametrize("missing", ["redcap_api_token", "redcap_project_id"])
-def test_an_api_url_needs_a_token_and_a_project(missing: str) -> None:
+@pytest.mark.parametrize("missing", ["redcap_api_token", "redcap_trigger_secret", "redcap_project_id"])
+def test_an_api_url_needs_a_token_a_trigger_secret_and_a_project(missing: str) -> None:
     with pytest.raises(ValidationError, match=missing.upper()):
         redcap_settings(**{missing: None})
+
+
+PRODUCTION = {
+    "environment": Environment.PRODUCTION,
+    "database_url": SecretStr("postgresql+psycopg://il6:s3cr3t-Xq9@db:5432/il6"),
+}
+
+
+def test_production_needs_a_trigger_secret_of_32_characters_and_errors_never_show_it() -> None:
+    short = "s" * 31
+
+    with pytest.raises(ValidationError) as raised:
+        redcap_settings(redcap_trigger_secret=SecretStr(short), **PRODUCTION)
+
+    assert "at least 32" in str(raised.value)
+    assert short not in str(raised.value)
+    assert redcap_settings(redcap_trigger_secret=SecretStr("s" * 32), **PRODUCTION).redcap_trigger_secret
+    assert redcap_settings(redcap_trigger_secret=SecretStr("short")).redcap_trigger_secret  # not production
+
+
+@pytest.mark.parametrize("secret", ["with space", "a+b", "a/b", "a&b=c", " leading", "trailing\n", "é"])
+def test_a_trigger_secret_holds_url_safe_characters_only(secret: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        redcap_settings(redcap_trigger_secret=SecretStr(secret))
+
+    assert "IL6_REDCAP_TRIGGER_SECRET" in str(raised.value)
+    assert secret.strip() not in str(raised.value)
 
 
 def test_production_sends_the_token_over_https_only_and_errors_never_show_it() -> None:
@@ -621,6 +676,7 @@ def test_an_unknown_time_zone_is_refused() -> None:
 def test_the_maps_are_read_from_json_and_empty_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IL6_REDCAP_API_URL", "https://redcap.example.org/api/")
     monkeypatch.setenv("IL6_REDCAP_API_TOKEN", TOKEN)
+    monkeypatch.setenv("IL6_REDCAP_TRIGGER_SECRET", TRIGGER_SECRET)
     monkeypatch.setenv("IL6_REDCAP_PROJECT_ID", "7")
     monkeypatch.setenv("IL6_REDCAP_FIELDS", '{"value": "lab_il6", "site_id": "redcap_data_access_group"}')
     monkeypatch.setenv("IL6_REDCAP_WRITE_BACK", "{}")
@@ -634,3 +690,4 @@ def test_the_maps_are_read_from_json_and_empty_means_unset(monkeypatch: pytest.M
     assert settings.redcap_write_back is None
     assert settings.redcap_timezone is None
     assert TOKEN not in repr(settings)
+    assert TRIGGER_SECRET not in repr(settings)

@@ -219,6 +219,10 @@ def test_informational_variables_are_accepted_and_change_nothing() -> None:
         ({"LBTESTCD": DROP}, "/LBTESTCD"),
         ({"LBTESTCD": "IL6R"}, "/LBTESTCD"),
         ({"LBTEST": DROP}, "/LBTEST"),
+        ({"LBTEST": "Interleukin 8"}, "/LBTEST"),  # another test's name under LBTESTCD 'IL6'
+        ({"LBTEST": "Interleukin 6 receptor"}, "/LBTEST"),
+        ({"LBTEST": " IL6"}, "/LBTEST"),
+        ({"LBTEST": 6}, "/LBTEST"),
         ({"LBLOINC": "49732-1"}, "/LBLOINC"),
         ({"LBLOINC": "26881-3", "LBSPEC": "WHOLE BLOOD"}, "/LBLOINC"),
         ({"LBORRES": DROP}, "/LBORRES"),
@@ -266,6 +270,24 @@ def test_informational_variables_are_accepted_and_change_nothing() -> None:
 )
 def test_refusals_point_at_the_variable(changes: dict[str, Any], pointer: str) -> None:
     assert refusal(lb_record(**changes))[0] == pointer
+
+
+@pytest.mark.parametrize("name", ["Interleukin 6", "Interleukin-6", "IL-6", "IL6", "INTERLEUKIN 6", "il-6"])
+def test_lbtest_may_name_interleukin_6_in_any_documented_spelling(name: str) -> None:
+    assert decode(lb_record(LBTEST=name)) == decode(lb_record())
+
+
+def test_a_wrong_lbtest_is_refused_without_its_value() -> None:
+    pointer, message = refusal(lb_record(LBTEST=f"Interleukin {SECRET}"))
+
+    assert pointer == "/LBTEST"
+    assert "Interleukin 6" in message
+    assert SECRET not in message
+
+
+def test_studyid_is_not_compared_with_anything() -> None:
+    # The reader has no settings: any STUDYID is recorded as sent (README, SDTM section).
+    assert decode(lb_record(STUDYID="ANOTHER-STUDY")) == decode(lb_record())
 
 
 def test_a_collection_time_in_the_future_is_refused() -> None:

@@ -9,7 +9,7 @@ from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import ExactJSONRoute, require_json_if_body
 from app.api.fhir import FHIR_CONTENT, fhir_decision, prefers_fhir
 from app.api.intake import PLAIN_JSON, Intake
-from app.api.intake_fhir import FHIR_OBSERVATION
+from app.api.intake_fhir import FhirForms, fhir_forms, get_fhir_forms
 from app.api.intake_sdtm import SDTM_LB
 from app.api.problems import (
     NOT_FOUND,
@@ -32,6 +32,7 @@ from app.api.schemas.assessments import (
 from app.api.schemas.common import IDENTIFIER_PATTERN
 from app.domain.errors import InvalidInput
 from app.service.assessments import AssessmentService, RawRequest
+from app.settings import DEFAULT_FHIR_SUBJECT_SYSTEM
 
 CLASSIFIER_HEADER = "Classifier-Version"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -43,15 +44,20 @@ router = APIRouter(prefix="/v1", tags=["assessments"], route_class=ExactJSONRout
 Service = Annotated[AssessmentService, Depends(get_assessments)]
 
 
-INTAKE = Intake(PLAIN_JSON, SDTM_LB, FHIR_OBSERVATION)
-"""The forms POST /v1/assessments accepts."""
+def intake(fhir: FhirForms) -> Intake:
+    """The forms POST /v1/assessments accepts, FHIR read under the deployment's subject system."""
+    return Intake(PLAIN_JSON, SDTM_LB, fhir.observation)
+
+
+DOCUMENTED_INTAKE = intake(fhir_forms(DEFAULT_FHIR_SUBJECT_SYSTEM))
+"""The forms as the OpenAPI document shows them (their schemas do not depend on the settings)."""
 
 
 @router.post(
     "/assessments",
     status_code=201,
     response_model=AssessmentOut,
-    openapi_extra={"requestBody": INTAKE.openapi_request_body()},
+    openapi_extra={"requestBody": DOCUMENTED_INTAKE.openapi_request_body()},
     responses={
         201: {
             "description": "The decision, recorded in the audit store before this answer was sent; or, "
@@ -85,6 +91,7 @@ async def create_assessment(
     response: Response,
     service: Service,
     caller: CallerDep,
+    fhir: Annotated[FhirForms, Depends(get_fhir_forms)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -98,9 +105,10 @@ async def create_assessment(
     ] = None,
 ) -> AssessmentOut | Response:
     """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
-    form = INTAKE.form_of(request)
+    forms = intake(fhir)
+    form = forms.form_of(request)
     body = await request.body()
-    submission = INTAKE.read(form, body)
+    submission = forms.read(form, body)
     raw = RawRequest(body=body, media_type=form.media_type)
     key = None if idempotency_key is None else idempotency_key.strip('"')
     try:

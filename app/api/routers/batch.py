@@ -4,41 +4,74 @@ The body is a JSON array of plain request bodies, or NDJSON (one per line). Each
 and committed in its own transaction, in order; an item that fails gets its own problem (the same one
 POST /v1/assessments would answer) and the items after it go on. Each item's audit record keeps the
 item's own bytes and hash, and the reference ``batch-item:<index>``; the batch's X-Request-ID ties them.
+
+Only the audit store becoming unavailable stops the batch: every later item would wait out its own deadline
+against a store that is down, so they are answered as not attempted instead (503, nothing decided), and the
+answer carries the store's Retry-After; when no item was decided at all, the whole request is a 503 problem.
 """
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute
-from app.api.intake import PLAIN_JSON, Intake
+from app.api.intake import PLAIN_JSON, Form, Intake, plain_submission
 from app.api.problems import (
     PAYLOAD_TOO_LARGE,
+    STORE_UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION,
+    Problem,
+    internal_error,
+    problem_response,
     responses,
 )
+from app.api.request_log import code_location
 from app.api.schemas.assessments import AssessmentOut
 from app.service.assessments import AssessmentService, RawRequest
+from app.service.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
 
 BATCH_PATH = "/v1/assessments/batch"
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 BATCH_KEY_PATTERN = r'^(?:"[\x21\x23-\x5b\x5d-\x7e]{1,200}"|[\x21\x23-\x5b\x5d-\x7e]{1,200})$'
 """As for a single decision, but at most 200 characters: each item's key is '<key>:<index>'."""
+NOT_ATTEMPTED = Problem(
+    type=STORE_UNAVAILABLE.uri,
+    title=STORE_UNAVAILABLE.title,
+    status=STORE_UNAVAILABLE.status,
+    detail="Not attempted: the audit store was unavailable for an earlier item, so the batch stopped there. "
+    "Nothing was decided for this item; send it again after Retry-After seconds.",
+).model_dump(exclude_none=True)
+
+BATCH_INTAKE = Intake(PLAIN_JSON, Form(NDJSON_MEDIA_TYPE, plain_submission))
+"""The batch's two forms: a JSON array, or NDJSON; each item (array element or line) is a plain body."""
 
 router = APIRouter(prefix="/v1", tags=["assessments"], route_class=ExactJSONRoute)
 
 
 class BatchItemOut(BaseModel):
     index: int = Field(description="The item's position in the request (0-based; NDJSON: its line).")
-    status: int = Field(description="201 when decided and recorded, else the problem's status.")
+    status: int = Field(
+        description="201 when decided and recorded (or returned for a repeated key), else the problem's "
+        "status. 503 with an audit-store-unavailable problem: the store was down for this item, or for an "
+        "earlier one and this item was not attempted (its detail says so); either way nothing was decided "
+        "for it. 500: an unexpected error, logged."
+    )
+    replayed: bool = Field(
+        False,
+        description="True when the item's Idempotency-Key ('<key>:<index>') returned the decision an "
+        "earlier request made, and nothing new was recorded.",
+    )
     assessment: AssessmentOut | None = None
     problem: dict[str, Any] | None = Field(
         None, description="The RFC 9457 problem POST /v1/assessments would have answered for this item."
@@ -47,7 +80,10 @@ class BatchItemOut(BaseModel):
 
 class BatchOut(BaseModel):
     created: int = Field(description="Items decided and recorded (or returned for a repeated key).")
-    failed: int
+    failed: int = Field(description="Items not decided, the not attempted ones included.")
+    not_attempted: int = Field(
+        0, description="Items after an audit store failure, which the batch did not try (status 503)."
+    )
     items: list[BatchItemOut]
 
 
@@ -102,14 +138,23 @@ def _items(body: bytes, media_type: str, max_items: int) -> list[str]:
     return items
 
 
-async def _problem(request: Request, error: Exception) -> tuple[int, dict[str, Any]]:
-    """The status and problem body the service's own handler gives for this error."""
+async def _problem(request: Request, error: Exception, index: int) -> Response:
+    """The problem answer the service's own handler gives for this error; for an error no handler knows,
+    the bare 500 a single request would get, logged by type and code location only (its message can quote
+    the item's values). Never raised: the items decided before it must still be answered."""
     handlers = request.app.exception_handlers
     handler = next((handlers[kind] for kind in type(error).__mro__ if kind in handlers), None)
     if handler is None:
-        raise error
-    answer = await handler(request, error)
-    return answer.status_code, json.loads(answer.body)
+        logger.error(
+            "unexpected %s at %s in batch item %d request_id=%s",
+            type(error).__name__,
+            code_location(error),
+            index,
+            request.scope.get("state", {}).get("request_id"),
+        )
+        return internal_error()
+    answer: Response = await handler(request, error)
+    return answer
 
 
 @router.post(
@@ -131,10 +176,24 @@ async def _problem(request: Request, error: Exception) -> tuple[int, dict[str, A
             },
         }
     },
-    responses=responses(VALIDATION, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE),
+    responses={
+        200: {
+            "description": "One entry per item, in order. When the audit store failed part-way, the items "
+            "from then on are 503 and the answer carries Retry-After.",
+            "headers": {
+                "Retry-After": {
+                    "description": "Only when some items were not decided because the audit store was "
+                    "unavailable: seconds to wait before sending them again.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **responses(VALIDATION, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, STORE_UNAVAILABLE),
+    },
 )
 async def create_batch(
     request: Request,
+    response: Response,
     service: Annotated[AssessmentService, Depends(get_assessments)],
     caller: CallerDep,
     idempotency_key: Annotated[
@@ -146,16 +205,16 @@ async def create_batch(
             "batch returns the decisions already made and decides only the rest.",
         ),
     ] = None,
-) -> BatchOut:
+) -> BatchOut | Response:
     """Decide and record each result of a batch as if it had been sent alone; per-item errors do not stop
-    the rest. Answers 200 with one entry per item, in order."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type not in (JSON_MEDIA_TYPE, NDJSON_MEDIA_TYPE):
-        raise HTTPException(415, f"Send a JSON array ({JSON_MEDIA_TYPE}) or NDJSON ({NDJSON_MEDIA_TYPE}).")
+    the rest, but the audit store failing does. Answers 200 with one entry per item, in order; 503 when
+    the store failed before any item was decided."""
+    media_type = BATCH_INTAKE.form_of(request).media_type  # 415 for another type or charset
     body = await request.body()
     texts = _items(body, media_type, request.app.state.services.batch_max_items)
     key = None if idempotency_key is None else idempotency_key.strip('"')
     items: list[BatchItemOut] = []
+    store_failed: dict[str, str] | None = None  # when the audit store failed: its problem's Retry-After
     for index, text in enumerate(texts):
         raw = text.encode("utf-8")
         try:
@@ -166,12 +225,40 @@ async def create_batch(
                 caller,
                 None if key is None else f"{key}:{index}",
             )
-        except Exception as error:  # mapped by the service's own handlers; anything else is re-raised
-            status, problem = await _problem(request, error)
-            items.append(BatchItemOut(index=index, status=status, problem=problem))
+        except Exception as error:  # answered as the service's own handlers answer it, or as a 500
+            answer = await _problem(request, error, index)
+            items.append(
+                BatchItemOut(index=index, status=answer.status_code, problem=json.loads(bytes(answer.body)))
+            )
+            if isinstance(error, StoreUnavailable):
+                retry_after = answer.headers.get("retry-after")
+                store_failed = {} if retry_after is None else {"Retry-After": retry_after}
+                break  # the rest would each wait out their own deadline against a store that is down
             continue
         items.append(
-            BatchItemOut(index=index, status=201, assessment=AssessmentOut.from_record(outcome.recorded))
+            BatchItemOut(
+                index=index,
+                status=201,
+                replayed=outcome.replayed,
+                assessment=AssessmentOut.from_record(outcome.recorded),
+            )
         )
     created = sum(item.status == 201 for item in items)
-    return BatchOut(created=created, failed=len(items) - created, items=items)
+    not_attempted = len(texts) - len(items)
+    if store_failed is not None:
+        if created == 0:
+            return problem_response(
+                STORE_UNAVAILABLE,
+                detail="The audit store could not be reached, so no item of the batch was decided. Send "
+                "the batch again after Retry-After seconds, with the same Idempotency-Key.",
+                headers=store_failed,
+            )
+        logger.warning(
+            "batch stopped by the audit store: %d of %d items not attempted", not_attempted, len(texts)
+        )
+        response.headers.update(store_failed)
+        items += [
+            BatchItemOut(index=index, status=STORE_UNAVAILABLE.status, problem=NOT_ATTEMPTED)
+            for index in range(len(items), len(texts))
+        ]
+    return BatchOut(created=created, failed=len(items) - created, not_attempted=not_attempted, items=items)

@@ -1,8 +1,9 @@
 """CDS Hooks 2.0: the discovery endpoint, and the IL6 eligibility service a CDS client calls on patient-view.
 
 A call decides through the same ``AssessmentService.decide`` as POST /v1/assessments and is recorded the
-same way: the raw body (without ``fhirAuthorization``) with media type application/json, the Content-Type
-CDS Hooks prescribes; the input's reference "hookInstance:<uuid>" tells it from a plain request.
+same way: the raw body (without ``fhirAuthorization``), labelled application/cds-hooks+json (the call itself
+is application/json, as CDS Hooks prescribes: the label tells it from a plain request), with the reference
+"hookInstance:<uuid> Observation/<id>" (the Observation part when it has an id).
 """
 
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, parse_exact_json, require_json
 from app.api.intake import Intake
-from app.api.intake_fhir import CDS_HOOK_CALL
+from app.api.intake_fhir import FhirForms, get_fhir_forms
 from app.api.problems import (
     PAYLOAD_TOO_LARGE,
     STORE_UNAVAILABLE,
@@ -23,6 +24,7 @@ from app.api.problems import (
 )
 from app.domain.errors import InvalidInput
 from app.interop.cds_hooks import (
+    CDS_HOOKS_MEDIA_TYPE,
     DISCOVERY,
     SERVICE_ID,
     CardsResponse,
@@ -31,12 +33,14 @@ from app.interop.cds_hooks import (
     NoResult,
     PrefetchMissing,
     card_for,
+    hook_instance_of,
     recorded_body,
 )
 from app.service.assessments import AssessmentService, RawRequest
 
 router = APIRouter(tags=["cds-hooks"], route_class=ExactJSONRoute)
 Service = Annotated[AssessmentService, Depends(get_assessments)]
+Forms = Annotated[FhirForms, Depends(get_fhir_forms)]
 
 
 def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +77,9 @@ async def discover_cds_services() -> Discovery:
             "required": True,
             "description": "A CDS Hooks 2.0 patient-view call. prefetch.il6 holds the patient's newest IL6 "
             "Observation (or a searchset Bundle of it with its Specimen), read as POST /v1/assessments "
-            "reads application/fhir+json; null, or an empty searchset, when the patient has none.",
+            "reads application/fhir+json, whose subject must reference Patient/<context.patientId>; null, "
+            "or an empty searchset, when the patient has none. prefetch.patient holds that Patient, whose "
+            "identifier in the deployment's subject system is the trial subject id.",
             "content": {JSON_MEDIA_TYPE: {"schema": _inlined(HookRequest.model_json_schema())}},
         }
     },
@@ -82,26 +88,30 @@ async def discover_cds_services() -> Discovery:
             "description": "One card for the decision (recorded before this answer was sent), or no card "
             "when the patient has no IL6 result."
         },
-        412: {"description": "Precondition Failed: the call has no prefetched IL6 result."},
+        412: {
+            "description": "Precondition Failed: the call lacks the prefetched IL6 result or Patient (or "
+            "carries an OperationOutcome in its place)."
+        },
         **responses(VALIDATION, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, STORE_UNAVAILABLE),
     },
 )
 async def il6_eligibility_hook(
-    request: Request, service: Service, caller: CallerDep
+    request: Request, service: Service, caller: CallerDep, forms: Forms
 ) -> CardsResponse | Response:
     """Decide the patient's IL6 eligibility from the prefetched result, record it, and answer with a card."""
     body = await request.body()
     try:
-        submission = Intake.read(CDS_HOOK_CALL, body)
+        submission = Intake.read(forms.hook_call, body)
     except PrefetchMissing as missing:
         return problem_response(None, status=412, title="Precondition Failed", detail=str(missing))
     except NoResult:
         return CardsResponse(cards=[])
-    raw = RawRequest(body=recorded_body(body, parse_exact_json(body)), media_type=JSON_MEDIA_TYPE)
+    raw = RawRequest(body=recorded_body(body, parse_exact_json(body)), media_type=CDS_HOOKS_MEDIA_TYPE)
     try:
         # The hookInstance names this hook call: a client retrying the call gets the same decision and
         # card, and nothing more is recorded.
-        outcome = await service.decide(submission, raw, caller, idempotency_key=submission.reference)
+        key = hook_instance_of(submission.reference)
+        outcome = await service.decide(submission, raw, caller, idempotency_key=key)
     except InvalidInput as error:
-        raise CDS_HOOK_CALL.relocate(body, error) from None
+        raise forms.hook_call.relocate(body, error) from None
     return CardsResponse(cards=[card_for(outcome.recorded.id, outcome.recorded.decision)])

@@ -1,15 +1,16 @@
 """REDCap's Data Entry Trigger: score a record when its IL6 form is saved Complete, and write the result back.
 
 REDCap posts a form-encoded notice (project_id, record, instrument, redcap_event_name, <instrument>_complete,
-...) on every save; the record itself is read through the REDCap API (see app/service/redcap.py).
+...) on every save, to the URL configured in the project, which carries the trigger secret as ?secret=...;
+the record itself is read through the REDCap API (see app/service/redcap.py). REDCap ignores the answer, so
+it says only what was done, never what was decided.
 """
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app.api.problems import (
@@ -21,37 +22,39 @@ from app.api.problems import (
     UNSUPPORTED_MEDIA_TYPE,
     UPSTREAM_UNAVAILABLE,
     VALIDATION,
+    problem_response,
     responses,
 )
-from app.domain.eligibility import EligibilityStatus
 from app.domain.errors import InvalidInput
-from app.domain.risk import RiskGroup
 from app.interop.redcap import read_trigger
 from app.service.redcap import Ignored, RedcapReceiver
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 100
 """A trigger has about ten fields; a body with many more is not one."""
+TRIGGER_URL_PARAMETER = "secret"
+"""The query parameter of the Data Entry Trigger URL that carries IL6_REDCAP_TRIGGER_SECRET."""
 
 router = APIRouter(prefix="/v1/redcap", tags=["redcap"])
 
 
-class TriggerScored(BaseModel):
-    """The decision made on the record, recorded in the audit store before this answer was sent."""
+class TriggerAnswer(BaseModel):
+    """What was done with a trigger, and no more: not the decision, nor why a trigger was ignored."""
 
-    assessment_id: uuid.UUID
-    eligibility: EligibilityStatus
-    risk_group: RiskGroup | None
-    written_back: bool = Field(
-        description="True when the decision was written into the record (IL6_REDCAP_WRITE_BACK); false "
-        "when write-back is off or REDCap refused it (the decision stands; a new trigger retries)."
+    outcome: Literal["decided", "ignored"] = Field(
+        description="'decided': the record was read and decided on, and the decision recorded before this "
+        "answer was sent. 'ignored': nothing was decided (another instrument, not Complete, or no such "
+        "record in REDCap)."
     )
-
-
-class TriggerIgnored(BaseModel):
-    """The trigger asked for nothing: nothing was read, decided or written."""
-
-    ignored: str = Field(description="Why, e.g. 'the instrument is not marked Complete'.")
+    assessment_id: uuid.UUID | None = Field(
+        None, description="The recorded decision (GET /v1/assessments/{id}), when decided."
+    )
+    written_back: bool = Field(
+        False,
+        description="True when the decision was written into the record (IL6_REDCAP_WRITE_BACK); false "
+        "when write-back is off, REDCap refused it, or the record changed after it was read (the decision "
+        "stands; the save that changed it, or a new trigger, writes again).",
+    )
 
 
 async def get_receiver(request: Request) -> RedcapReceiver | None:
@@ -91,8 +94,8 @@ def _trigger_form(content_type: str, body: bytes) -> dict[str, str]:
 
 @router.post(
     "/data-entry-trigger",
-    status_code=201,
-    response_model=TriggerScored,
+    status_code=202,
+    response_model=TriggerAnswer,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -127,12 +130,20 @@ def _trigger_form(content_type: str, body: bytes) -> dict[str, str]:
         }
     },
     responses={
-        201: {
-            "description": "The record was read and decided on; the decision is recorded (for unchanged "
-            "data saved again, the decision made the first time).",
-            "headers": {"Location": {"description": "The decision's URL.", "schema": {"type": "string"}}},
+        202: {
+            "description": "The trigger was acted on: decided (the decision recorded; for unchanged data "
+            "saved again, the decision made the first time) or ignored.",
+            "headers": {
+                "Location": {
+                    "description": "The decision's URL, when decided.",
+                    "schema": {"type": "string"},
+                }
+            },
         },
-        200: {"model": TriggerIgnored, "description": "Another instrument, or not Complete: ignored."},
+        401: {
+            "description": "The URL's secret is missing or wrong: nothing was read, fetched or decided.",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        },
         404: {"description": "The REDCap receiver is not configured (IL6_REDCAP_API_URL unset)."},
         **responses(
             SOURCE_NOT_ACCEPTED,
@@ -149,25 +160,37 @@ async def data_entry_trigger(
     request: Request,
     response: Response,
     receiver: Annotated[RedcapReceiver | None, Depends(get_receiver)],
-) -> TriggerScored | JSONResponse:
+    secret: Annotated[
+        str | None,
+        Query(
+            alias=TRIGGER_URL_PARAMETER,
+            description="IL6_REDCAP_TRIGGER_SECRET, carried by the Data Entry Trigger URL configured in "
+            "REDCap; missing or wrong: 401.",
+        ),
+    ] = None,
+) -> TriggerAnswer | Response:
     """Score a REDCap record when its IL6 instrument is saved Complete: read it through the REDCap API,
     decide and record as POST /v1/assessments does, and write the decision back into the record.
 
-    Triggers from any project but the configured one are refused (403). A record that fails validation is
-    422 with a pointer per REDCap field (e.g. /il6_value); REDCap unreachable or erroring is 502. Either
-    way nothing is decided and nothing is written back."""
+    A trigger whose URL lacks the secret is 401, before anything is read. Triggers from any project but the
+    configured one are refused (403). A record that fails validation is 422 with a pointer per REDCap field
+    (e.g. /il6_value); REDCap unreachable or erroring is 502. Either way nothing is decided and nothing is
+    written back."""
     if receiver is None:
         raise HTTPException(NOT_FOUND.status, "The REDCap receiver is not configured.")
+    if len(request.query_params.getlist(TRIGGER_URL_PARAMETER)) > 1 or not receiver.authenticates(secret):
+        return problem_response(
+            None,
+            status=401,
+            title="Unauthorized",
+            detail="The trigger URL's secret is missing or wrong.",
+            headers={"WWW-Authenticate": 'Secret realm="REDCap Data Entry Trigger"'},
+        )
     form = _trigger_form(request.headers.get("content-type", ""), await request.body())
     request_id = request.scope.get("state", {}).get("request_id")
     result = await receiver.receive(read_trigger(form), request_id)
     if isinstance(result, Ignored):
-        return JSONResponse(TriggerIgnored(ignored=result.reason).model_dump(), status_code=200)
+        return TriggerAnswer(outcome="ignored")
     recorded = result.outcome.recorded
     response.headers["Location"] = f"/v1/assessments/{recorded.id}"
-    return TriggerScored(
-        assessment_id=recorded.id,
-        eligibility=recorded.decision["eligibility"]["status"],
-        risk_group=recorded.decision["risk"]["group"],
-        written_back=result.written_back,
-    )
+    return TriggerAnswer(outcome="decided", assessment_id=recorded.id, written_back=result.written_back)

@@ -1,5 +1,6 @@
 """Field types shared by the request and response bodies."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -81,10 +82,25 @@ UnitCode = Annotated[
 ]
 
 
+_DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+RFC3339_DATE_TIME = re.compile(_DATE_TIME + r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+"""A date and a time to the minute at least (seconds and their fraction optional) with a UTC offset: the
+shape a collection time must have before it is parsed at all, so that nothing else is read as one (pydantic
+would read "45612" as seconds since 1970, and a date alone as its midnight)."""
+_WITHOUT_OFFSET = re.compile(_DATE_TIME)
+
+
 def _timestamp_text(value: Any) -> Any:
     if not isinstance(value, str):
         raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
-    return value
+    if RFC3339_DATE_TIME.fullmatch(value):
+        return value
+    if _WITHOUT_OFFSET.fullmatch(value):
+        raise PydanticCustomError("timezone_aware", "Input should include a UTC offset, e.g. 'Z'")
+    raise PydanticCustomError(
+        "datetime_format",
+        "Input should be an RFC 3339 date-time with a time and a UTC offset, e.g. '2026-11-20T09:30:00Z'",
+    )
 
 
 def _aware_and_not_future(value: datetime) -> datetime:

@@ -26,6 +26,18 @@ class UnreadableExport(ValueError):
     """A file that is not an audit export in either format."""
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: of two values for one field, neither is the record's."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise UnreadableExport("not an audit export: an object repeats a key")
+    return document
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def read_checkpoints(path: Path) -> list[SignedCheckpoint]:
     """Checkpoints from a file holding one checkpoint (JSON) or a checkpoint log (one per line)."""
     text = path.read_text(encoding="utf-8").strip()
@@ -46,7 +58,7 @@ def _from_csv_row(row: dict[str, str]) -> dict[str, Any]:
         elif name in _INTEGER_FIELDS:
             record[name] = int(cell)
         elif name in _JSON_FIELDS:
-            record[name] = json.loads(cell)
+            record[name] = _loads(cell)
         else:
             record[name] = cell
     return record
@@ -60,7 +72,7 @@ def read_export(file: TextIO) -> Iterator[dict[str, Any]]:
         if first == "{":
             for line in file:
                 if line.strip():
-                    yield _checked(json.loads(line))
+                    yield _checked(_loads(line))
         elif first:
             reader = csv.DictReader(file)
             expected = [*RECORD_FIELDS, "hash", "request_body"]

@@ -450,3 +450,10 @@ def test_only_checkpoints_inside_an_export_are_counted(signer: CheckpointSigner)
 
     assert outcome.intact
     assert outcome.checkpoints == 1
+
+
+def test_an_export_line_that_repeats_a_field_is_refused() -> None:
+    record = export_lines(chain(1))[0]
+    line = json.dumps(record)[:-1] + ', "risk_group": "high"}'  # the same key again: which one counts?
+    with pytest.raises(UnreadableExport, match="repeats a key"):
+        verify_records(read_export(io.StringIO(line + "\n")))

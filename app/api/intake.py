@@ -41,9 +41,11 @@ class Form:
         located = self.pointers.get(error.pointer)
         return error if located is None else InvalidInput(located, error.message)
 
-    def check_parameters(self, parameters: Mapping[str, str]) -> None:
-        """Refuse (415) a Content-Type parameter the form cannot honour (names lowercased; charset is
-        checked for every form)."""
+    def for_parameters(self, parameters: Mapping[str, str]) -> "Form":
+        """The form that reads a body sent with these Content-Type parameters (names lowercased; charset is
+        checked for every form): this one, unless a parameter selects a variant of it (FHIR's
+        ``fhirVersion``); 415 for a parameter the form cannot honour."""
+        return self
 
 
 def plain_submission(document: Any) -> Submission:
@@ -66,7 +68,8 @@ class Intake:
         self.forms = {form.media_type: form for form in forms}
 
     def form_of(self, request: Request) -> Form:
-        """The form the request declares (415 for any other, or for a charset other than UTF-8)."""
+        """The form the request declares (415 for any other, or for a charset other than UTF-8). Its
+        ``media_type`` is what the audit record keeps: a variant's names what selected it."""
         content_type = request.headers.get("content-type", "")
         media_type, _, text = content_type.partition(";")
         parameters = {
@@ -78,8 +81,7 @@ class Intake:
         if form is None or parameters.get("charset", "utf-8").lower() != "utf-8":
             accepted = ", ".join(sorted(self.forms))
             raise HTTPException(415, f"Send the body as one of {accepted}, in UTF-8.")
-        form.check_parameters(parameters)
-        return form
+        return form.for_parameters(parameters)
 
     @staticmethod
     def read(form: Form, body: bytes) -> Submission:

@@ -26,6 +26,7 @@ from app.domain.errors import InvalidInput
 from app.interop.cds_hooks import NoResult, read_hook_call
 from app.interop.fhir import FHIR_JSON_MEDIA_TYPE, Translation, translate
 from app.interop.fhir_documents import pointer
+from app.interop.fhir_release import R4B, R5, Release
 from app.service.documents import Submission
 
 
@@ -50,9 +51,14 @@ def submission(translation: Translation) -> Submission:
     return replace(assessment.to_submission(), reference=translation.reference)
 
 
-FHIR_VERSIONS = frozenset({"4.0", "4.3"})
-"""The Content-Type ``fhirVersion`` parameter values read as R4B (FHIR R4B, "Version parameter"): 4.0 (R4)
-and 4.3 (R4B), whose Observation, Patient, Specimen and Bundle read alike. Absent, R4B is assumed."""
+FHIR_VERSIONS: Mapping[str, Release] = {"4.0": R4B, "4.3": R4B, "5.0": R5}
+"""The Content-Type ``fhirVersion`` parameter values read (FHIR "Version parameter", major.minor), and the
+release each is read in: 4.0 (R4) and 4.3 (R4B) as R4B, whose Observation, Patient, Specimen and Bundle read
+alike; 5.0 as R5. Absent, R4B is assumed."""
+
+R5_MEDIA_TYPE = f"{FHIR_JSON_MEDIA_TYPE}; fhirVersion={R5.fhir_version}"
+"""The media type a FHIR R5 result is recorded under in the audit trail (an R4 or R4B one: plain
+application/fhir+json)."""
 
 
 @dataclass(frozen=True)
@@ -60,16 +66,21 @@ class TranslatedForm(Form):
     """A form read through a translation, which also knows where in its document a plain field came from."""
 
     translate: Callable[[Any], Translation | None] = lambda _document: None
-    fhir_versions: frozenset[str] | None = None
-    """The fhirVersion parameter values the form accepts (None: it is not a FHIR media type)."""
+    releases: Mapping[Release, "TranslatedForm"] | None = None
+    """For a FHIR media type, the form reading each release other than this form's own (None: it is not a
+    FHIR media type, or is already one release's variant)."""
 
-    def check_parameters(self, parameters: Mapping[str, str]) -> None:
-        """415 for a fhirVersion the form does not read as R4B."""
+    def for_parameters(self, parameters: Mapping[str, str]) -> Form:
+        """The variant reading the release ``fhirVersion`` names; 415 for a version not read here."""
         version = parameters.get("fhirversion")
-        if self.fhir_versions is not None and version is not None and version not in self.fhir_versions:
+        if self.releases is None or version is None:
+            return self
+        if version not in FHIR_VERSIONS:
             raise HTTPException(
-                415, "Only FHIR R4 and R4B are read here: fhirVersion 4.0 or 4.3, or no fhirVersion."
+                415,
+                "Only FHIR R4, R4B and R5 are read here: fhirVersion 4.0, 4.3 or 5.0, or no fhirVersion.",
             )
+        return self.releases.get(FHIR_VERSIONS[version], self)
 
     def relocate(self, body: bytes, error: InvalidInput) -> InvalidInput:
         """An error naming a plain field, pointed at the element of the sent document it came from."""
@@ -79,8 +90,8 @@ class TranslatedForm(Form):
         return InvalidInput(pointer(translation.source_of(error.pointer)), error.message)
 
 
-def _decode_fhir(subject_system: str, document: Any) -> Submission:
-    return submission(translate(document, subject_system))
+def _decode_fhir(subject_system: str, release: Release, document: Any) -> Submission:
+    return submission(translate(document, subject_system, release=release))
 
 
 def _hook_result(subject_system: str, document: Any) -> Translation | None:
@@ -99,16 +110,21 @@ class FhirForms:
     """The FHIR form of POST /v1/assessments and the CDS Hooks call, for one subject identifier system."""
 
     observation: TranslatedForm
-    """A FHIR R4B IL6 Observation, alone or in a Bundle."""
+    """A FHIR R4B IL6 Observation, alone or in a Bundle; its R5 variant where ``fhirVersion=5.0`` asks."""
     hook_call: TranslatedForm
     """A CDS Hooks call, read as the result it prefetched (``PrefetchMissing`` or ``NoResult`` if none)."""
 
 
 def fhir_forms(subject_system: str) -> FhirForms:
     """The FHIR forms reading the trial subject id under ``subject_system`` (IL6_FHIR_SUBJECT_SYSTEM)."""
+    r5 = TranslatedForm(
+        R5_MEDIA_TYPE,
+        partial(_decode_fhir, subject_system, R5),
+        translate=partial(translate, subject_system=subject_system, release=R5),
+    )
     observation = TranslatedForm(
         FHIR_JSON_MEDIA_TYPE,
-        partial(_decode_fhir, subject_system),
+        partial(_decode_fhir, subject_system, R4B),
         {
             "title": "FhirIL6Observation",
             "type": "object",
@@ -118,13 +134,16 @@ def fhir_forms(subject_system: str) -> FhirForms:
             "offset, subject carrying the trial subject id as an identifier in the deployment's subject "
             "system, on subject.identifier or on the Patient it references), or a Bundle (collection, "
             "batch, transaction or searchset) holding exactly one such Observation plus the Patient and "
-            "Specimen it references. Content-Type parameter fhirVersion, if given: 4.0 or 4.3.",
+            "Specimen it references. Content-Type parameter fhirVersion, if given: 4.0 or 4.3 (read as "
+            "R4B), or 5.0: the same document in FHIR R5, read by the same rules (a specimen that is a "
+            "Group, pooled or not the patient's own, or a Bundle with issues, is refused) and recorded "
+            "with media type 'application/fhir+json; fhirVersion=5.0'.",
             "required": ["resourceType"],
             "properties": {"resourceType": {"type": "string", "enum": ["Observation", "Bundle"]}},
         },
         "A FHIR R4B IL6 Observation, alone or in a Bundle with its Patient and Specimen (see the schema).",
         translate=partial(translate, subject_system=subject_system),
-        fhir_versions=FHIR_VERSIONS,
+        releases={R5: r5},
     )
     hook_call = TranslatedForm(
         JSON_MEDIA_TYPE,

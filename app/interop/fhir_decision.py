@@ -1,5 +1,7 @@
-"""FHIR R4B out: a recorded decision as a Bundle (type collection) of a GuidanceResponse, the Parameters it
-outputs and a RiskAssessment.
+"""FHIR out: a recorded decision as a Bundle (type collection) of a GuidanceResponse, the Parameters it
+outputs and a RiskAssessment; in FHIR R4B, or in R5 where the client asks for it. The resources are the same
+in either release (every element written here is named and shaped alike in both); the release only selects
+the fhir.resources models that validate them (``app.interop.fhir_release``).
 
 - GuidanceResponse: status success; ``moduleCanonical`` the deciding classifier version as a canonical
   under ``CANONICAL_BASE`` ("<base>/classifiers/<name>|<version>"); ``occurrenceDateTime`` when the decision
@@ -21,12 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.guidanceresponse import GuidanceResponse
-from fhir.resources.R4B.parameters import Parameters
-from fhir.resources.R4B.resource import Resource
-from fhir.resources.R4B.riskassessment import RiskAssessment
-
+from app.interop.fhir_release import R4B, AnyBundle, AnyResource, Release
 from app.interop.fhir_value import UCUM
 
 CANONICAL_BASE = "https://il6-eligibility"
@@ -96,21 +93,22 @@ def decision_bundle(
     recorded_at: datetime,
     decision: Mapping[str, Any],
     reference: str | None,
-) -> Bundle:
-    """A recorded decision (its stored decision document) as a FHIR R4B collection Bundle."""
+    release: Release = R4B,
+) -> AnyBundle:
+    """A recorded decision (its stored decision document) as a FHIR collection Bundle in ``release``."""
     classifier = decision["classifier"]
     ref = f"{classifier['name']}@{classifier['version']}"
     identifier = [{"system": UUID_SYSTEM, "value": f"urn:uuid:{assessment_id}"}]
     subject = {"type": "Patient", "identifier": {"value": subject_id}}
     urls = {kind: _urn(assessment_id, kind) for kind in ("GuidanceResponse", "Parameters", "RiskAssessment")}
-    parameters = Parameters.model_validate(
+    parameters = release.parameters.model_validate(
         {
             "resourceType": "Parameters",
             "id": urls["Parameters"].removeprefix("urn:uuid:"),
             "parameter": _parameters(decision),
         }
     )
-    guidance = GuidanceResponse.model_validate(
+    guidance = release.guidance_response.model_validate(
         {
             "resourceType": "GuidanceResponse",
             "id": urls["GuidanceResponse"].removeprefix("urn:uuid:"),
@@ -148,12 +146,12 @@ def decision_bundle(
                 "rationale": rationale,
             }
         ]
-    resources: list[tuple[str, Resource]] = [
+    resources: list[tuple[str, AnyResource]] = [
         (urls["GuidanceResponse"], guidance),
         (urls["Parameters"], parameters),
-        (urls["RiskAssessment"], RiskAssessment.model_validate(assessment)),
+        (urls["RiskAssessment"], release.risk_assessment.model_validate(assessment)),
     ]
-    return Bundle.model_validate(
+    return release.bundle.model_validate(
         {
             "resourceType": "Bundle",
             "identifier": identifier[0],

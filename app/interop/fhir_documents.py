@@ -1,5 +1,6 @@
-"""Finding things in a FHIR R4B document: resources read by fhir.resources with their errors placed in the
-request body, references resolved to contained or bundled resources, and JSON Pointers to each element.
+"""Finding things in a FHIR document, R4B or R5 (``app.interop.fhir_release``): resources read by
+fhir.resources with their errors placed in the request body, references resolved to contained or bundled
+resources, and JSON Pointers to each element.
 
 fhir.resources' own error messages may quote what was sent; here every error keeps its place and pydantic's
 type, and a message is kept only when it is one of pydantic's, which name what is expected, never the input.
@@ -7,14 +8,14 @@ type, and a message is kept only when it is one of pydantic's, which name what i
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from fhir.resources.R4B.codeableconcept import CodeableConcept
-from fhir.resources.R4B.resource import Resource
+from fhir.resources.resource import Resource as R5Resource
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.domain.errors import InvalidInput
+from app.interop.fhir_release import AnyCodeableConcept, AnyResource
 
 Path = tuple[str | int, ...]
 """A place in a JSON document, as the parts of its JSON Pointer."""
@@ -25,7 +26,7 @@ def pointer(path: Path) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
-R = TypeVar("R", bound=Resource)
+R = TypeVar("R", bound=AnyResource)
 
 MAX_DEPTH = 64
 """The deepest nesting of objects and arrays a FHIR document (or a CDS Hooks call) may have. fhir.resources
@@ -36,8 +37,8 @@ _LITERAL_REFERENCE = re.compile(
     r"(?:https?://[^\s]+/)?(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9.-]{1,64})"
     r"(?P<history>/_history/[A-Za-z0-9.-]{1,64})?"
 )
-"""A literal reference to a resource on a FHIR server (FHIR R4B 2.3.0.4): relative "Type/id" or absolute
-"<base>/Type/id", optionally with "/_history/<version>"."""
+"""A literal reference to a resource on a FHIR server (FHIR R4B 2.3.0.4, alike in R5): relative "Type/id" or
+absolute "<base>/Type/id", optionally with "/_history/<version>"."""
 
 
 def literal_reference(reference: str) -> tuple[str, str] | None:
@@ -73,7 +74,7 @@ def check_depth(document: Any, at: Path) -> None:
 class Located:
     """A resource found in the document: its model, its JSON as sent, and its place."""
 
-    resource: Resource
+    resource: AnyResource
     raw: dict[str, Any]
     path: Path
 
@@ -124,7 +125,10 @@ _PLAIN_ERROR_TYPES = frozenset(
 )
 """pydantic's own error types, whose messages name what is expected, never what was sent."""
 
-_INVALID_FHIR = "Not a valid FHIR R4B value for this element."
+
+def release_name(model: type[object]) -> str:
+    """The FHIR release a fhir.resources model belongs to, as errors name it."""
+    return "R5" if issubclass(model, R5Resource) else "R4B"
 
 
 def _json_name(part: str | int) -> str | int:
@@ -135,7 +139,7 @@ def _json_name(part: str | int) -> str | int:
     return part
 
 
-def _relocated(error: ValidationError, at: Path, title: str) -> ValidationError:
+def _relocated(error: ValidationError, at: Path, model: type[object]) -> ValidationError:
     """fhir.resources' errors placed in the request body, with messages that never repeat the input."""
     details: list[InitErrorDetails] = []
     for detail in error.errors(include_input=False, include_url=False):
@@ -145,24 +149,26 @@ def _relocated(error: ValidationError, at: Path, title: str) -> ValidationError:
         elif kind.endswith(".missing"):  # fhir.resources' own "required element" check
             error_type = PydanticCustomError("missing", "Field required")
         else:
-            error_type = PydanticCustomError("fhir_invalid", _INVALID_FHIR)
+            error_type = PydanticCustomError(
+                "fhir_invalid", f"Not a valid FHIR {release_name(model)} value for this element."
+            )
         loc = tuple(_json_name(part) for part in detail["loc"] if part != "root")
         details.append(InitErrorDetails(type=error_type, loc=(*at, *loc), input=None))
-    return ValidationError.from_exception_data(title, details)
+    return ValidationError.from_exception_data(model.__name__, details)
 
 
 def validate(model: type[R], raw: Any, at: Path) -> R:
     """A resource read by fhir.resources; its errors located at ``at`` in the request body."""
     check_depth(raw, at)
     try:
-        return model.model_validate(raw)
+        return cast(R, model.model_validate(raw))  # mypy reads the Self of a bound union as the union
     except ValidationError as error:
-        raise _relocated(error, at, model.__name__) from None
+        raise _relocated(error, at, model) from None
     except RecursionError:
         raise InvalidInput(pointer(at), "The document is nested too deeply to be read.") from None
     except (KeyError, TypeError, ValueError, AttributeError):
         # fhir.resources fails this way on a contained resource of a type it does not know.
-        raise InvalidInput(pointer(at), "Not a valid FHIR R4B resource.") from None
+        raise InvalidInput(pointer(at), f"Not a valid FHIR {release_name(model)} resource.") from None
 
 
 def raw_at(raw: dict[str, Any], *path: str | int) -> Any:
@@ -178,7 +184,7 @@ def raw_at(raw: dict[str, Any], *path: str | int) -> Any:
     return value
 
 
-def codes(concept: CodeableConcept | None, system: str) -> list[str]:
+def codes(concept: AnyCodeableConcept | None, system: str) -> list[str]:
     """The codes of a concept's codings in one code system."""
     if concept is None:
         return []

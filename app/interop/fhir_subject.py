@@ -20,12 +20,9 @@ recording one patient's result under another is the error this check exists to p
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.patient import Patient
-from fhir.resources.R4B.reference import Reference
-
 from app.domain.errors import InvalidInput
 from app.interop.fhir_documents import Path, Resources, literal_reference, pointer
+from app.interop.fhir_release import AnyIdentifier, AnyObservation, AnyPatient, AnyReference
 
 
 @dataclass(frozen=True)
@@ -34,13 +31,13 @@ class PatientInView:
     client prefetched (already checked to carry that id)."""
 
     patient_id: str
-    patient: Patient
+    patient: AnyPatient
     path: Path
     """Where the prefetched Patient sits in the call."""
 
 
 def subject_id(
-    observation: Observation,
+    observation: AnyObservation,
     resources: Resources,
     here: Callable[..., Path],
     subject_system: str,
@@ -71,14 +68,14 @@ def subject_id(
 
 
 def _referenced_patients(
-    subject: Reference, resources: Resources, here: Callable[..., Path]
-) -> list[tuple[Patient, Path]]:
+    subject: AnyReference, resources: Resources, here: Callable[..., Path]
+) -> list[tuple[AnyPatient, Path]]:
     """The contained or bundled Patient the subject references, if it is in the document."""
     if subject.reference is None:
         return []
     target = resources.resolve(subject.reference)  # a bundled Patient the subject names counts as used
     if target is not None:
-        if not isinstance(target.resource, Patient):
+        if not isinstance(target.resource, AnyPatient):
             raise InvalidInput(pointer(here("subject", "reference")), "The subject must be a Patient.")
         return [(target.resource, target.path)]
     named = literal_reference(subject.reference)
@@ -92,7 +89,7 @@ def _referenced_patients(
     return []  # a Patient on the EHR's server: its id is not the trial's, and its identifiers are not here
 
 
-def _check_in_view(subject: Reference, here: Callable[..., Path], in_view: PatientInView) -> None:
+def _check_in_view(subject: AnyReference, here: Callable[..., Path], in_view: PatientInView) -> None:
     """The subject must reference the patient in context by its logical id."""
     named = None if subject.reference is None else literal_reference(subject.reference)
     if named is None:
@@ -109,8 +106,8 @@ def _check_in_view(subject: Reference, here: Callable[..., Path], in_view: Patie
 
 
 def _trial_id(
-    subject: Reference,
-    patients: Sequence[tuple[Patient, Path]],
+    subject: AnyReference,
+    patients: Sequence[tuple[AnyPatient, Path]],
     here: Callable[..., Path],
     system: str,
     missing_at: Path,
@@ -119,9 +116,10 @@ def _trial_id(
     if subject.identifier is not None and subject.identifier.system == system:
         found.append((subject.identifier.value, here("subject", "identifier", "value")))
     for patient, path in patients:
+        identifiers: Sequence[AnyIdentifier] = patient.identifier or ()
         mine = [
             (index, identifier.value)
-            for index, identifier in enumerate(patient.identifier or ())
+            for index, identifier in enumerate(identifiers)
             if identifier.system == system
         ]
         if len(mine) > 1:

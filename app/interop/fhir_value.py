@@ -1,10 +1,11 @@
-"""The IL6 value of a FHIR R4B Observation: its valueQuantity read into the plain request's ``il6`` block,
-and the laboratory's interpretation flags checked against it.
+"""The IL6 value of a FHIR Observation (R4B or R5): its valueQuantity read into the plain request's ``il6``
+block, and the laboratory's interpretation flags checked against it.
 
 - value: ``valueQuantity`` with a UCUM unit (system http://unitsofmeasure.org); its ``comparator`` is kept,
   so a below-limit result is ``comparator "<"`` with the limit as the value; the number is taken as parsed
-  from the body (exact) and held to the plain form's number rules afterwards. ``dataAbsentReason``, or a
-  value of another type, means there is no result to decide on.
+  from the body (exact) and held to the plain form's number rules afterwards (which refuse R5's comparator
+  "ad"). ``dataAbsentReason``, or a value of another type (R5 adds valueAttachment and valueReference),
+  means there is no result to decide on.
 - ``interpretation``: the flags are not what the service judges and are not read, except that a flag
   contradicting how the value is reported is refused, both ways: a "below the limit" flag
   (``BELOW_LIMIT_INTERPRETATIONS``) on a value not reported as below a limit (comparator "<" or "<="), and a
@@ -18,10 +19,9 @@ and the laboratory's interpretation flags checked against it.
 from collections.abc import Callable
 from typing import Any
 
-from fhir.resources.R4B.observation import Observation
-
 from app.domain.errors import InvalidInput
 from app.interop.fhir_documents import Path, codes, pointer, raw_at
+from app.interop.fhir_release import AnyObservation
 
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -43,7 +43,7 @@ BELOW_LIMIT_COMPARATORS = frozenset({"<", "<="})
 
 
 def quantity(
-    observation: Observation, raw: dict[str, Any], here: Callable[..., Path]
+    observation: AnyObservation, raw: dict[str, Any], here: Callable[..., Path]
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """The plain ``il6`` block from valueQuantity (value and comparator as sent), without the assay."""
     others = sorted(key for key in raw if key.startswith("value") and key != "valueQuantity")
@@ -87,7 +87,7 @@ def quantity(
     return il6, sources
 
 
-def check_interpretation(observation: Observation, comparator: Any, here: Callable[..., Path]) -> None:
+def check_interpretation(observation: AnyObservation, comparator: Any, here: Callable[..., Path]) -> None:
     """Refuse an interpretation that contradicts how the value is reported (below a limit or not)."""
     flags = {
         code

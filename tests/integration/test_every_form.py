@@ -1,10 +1,11 @@
 """One result, every form a trial system may send it in: the same decision about the same trial subject,
 each in its own audit record.
 
-Plain JSON, a FHIR Observation, a CDS Hooks call, an SDTM LB record and a REDCap record (through its Data
-Entry Trigger) reach the same rules through the same path, and each record keeps its raw payload's hash and
-its format. The EHR knows the subject by ids of its own (a Patient's logical id, a medical record number),
-all different from the trial's pseudonymous id, so that one taken for the other would show.
+Plain JSON, a FHIR Observation (in R4B, and in R5 as the client may ask), a CDS Hooks call, an SDTM LB
+record and a REDCap record (through its Data Entry Trigger) reach the same rules through the same path, and
+each record keeps its raw payload's hash and its format. The EHR knows the subject by ids of its own (a
+Patient's logical id, a medical record number), all different from the trial's pseudonymous id, so that one
+taken for the other would show.
 """
 
 import hashlib
@@ -118,6 +119,14 @@ async def test_every_form_of_a_result_gets_the_same_decision(
             )
             answers["fhir"] = response.json()
 
+            raw["fhir-r5"] = raw["fhir"]
+            response = await client.post(
+                "/v1/assessments",
+                content=raw["fhir-r5"],
+                headers={"content-type": "application/fhir+json; fhirVersion=5.0"},
+            )
+            answers["fhir-r5"] = response.json()
+
             lb = {**lb_record(subject), **lb_standardised(result)}
             lb.pop("SITEID")
             raw["sdtm"] = as_json({key: value for key, value in lb.items() if value is not None})
@@ -167,6 +176,7 @@ async def test_every_form_of_a_result_gets_the_same_decision(
     media_types = {
         "json": "application/json",
         "fhir": "application/fhir+json",
+        "fhir-r5": "application/fhir+json; fhirVersion=5.0",
         "sdtm": "application/vnd.cdisc.sdtm.lb+json",
         "cds-hooks": "application/cds-hooks+json",
         "redcap": "application/vnd.redcap.record+json",

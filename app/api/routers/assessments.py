@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import ExactJSONRoute, require_json_if_body
-from app.api.fhir import FHIR_CONTENT, fhir_decision, prefers_fhir
+from app.api.fhir import FHIR_CONTENT, fhir_decision, fhir_release, prefers_fhir
 from app.api.intake import PLAIN_JSON, Intake
 from app.api.intake_fhir import FhirForms, fhir_forms, get_fhir_forms
 from app.api.intake_sdtm import SDTM_LB
@@ -120,8 +120,9 @@ async def create_assessment(
     if outcome.replayed:
         response.headers[REPLAYED_HEADER] = "true"
     _name_classifier(response, out)
-    if prefers_fhir(request.headers.get("accept")):
-        return fhir_decision(outcome.recorded, 201, dict(response.headers))
+    accept = request.headers.get("accept")
+    if prefers_fhir(accept):
+        return fhir_decision(outcome.recorded, 201, dict(response.headers), fhir_release(accept))
     return out
 
 
@@ -150,8 +151,9 @@ async def get_assessment(
         raise HTTPException(404, "No assessment with this id.")
     out = AssessmentOut.from_record(recorded)
     _name_classifier(response, out)
-    if prefers_fhir(request.headers.get("accept")):
-        return fhir_decision(recorded, 200, dict(response.headers))
+    accept = request.headers.get("accept")
+    if prefers_fhir(accept):
+        return fhir_decision(recorded, 200, dict(response.headers), fhir_release(accept))
     return out
 
 

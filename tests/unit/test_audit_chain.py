@@ -206,19 +206,24 @@ def test_an_altered_request_body_is_pinpointed() -> None:
     assert (outcome.broken.seq, outcome.broken.reason) == (2, Break.REQUEST_BODY)
 
 
-def test_a_recomputed_chain_differs_from_an_earlier_checkpoint() -> None:
-    links = chain(4)
-    kept = Checkpoint(3, links[2][1])
-    # The owner edits record 2 and recomputes every hash after it: the chain alone verifies again.
+def rewrite(
+    links: list[tuple[dict[str, Any], str, str]], seq: int, **changes: Any
+) -> list[tuple[dict[str, Any], str, str]]:
+    """The chain as an owner rewrites it: record ``seq`` changed, every hash from there recomputed."""
     rewritten: list[tuple[dict[str, Any], str, str]] = []
     previous = GENESIS_HASH
     for record, _, body in links:
-        record = dict(record, prev_hash=previous)
-        if record["seq"] == 2:
-            record["eligibility_status"] = "ineligible"
+        record = dict(record, prev_hash=previous, **(changes if record["seq"] == seq else {}))
         previous = record_hash(record)
         rewritten.append((record, previous, body))
-    assert verify(rewritten).intact
+    return rewritten
+
+
+def test_a_recomputed_chain_differs_from_an_earlier_checkpoint() -> None:
+    links = chain(4)
+    kept = Checkpoint(3, links[2][1])
+    rewritten = rewrite(links, 2, eligibility_status="ineligible")
+    assert verify(rewritten).intact  # the chain alone cannot tell
 
     outcome = verify(rewritten, checkpoints=[kept])
     assert outcome.broken is not None
@@ -228,14 +233,7 @@ def test_a_recomputed_chain_differs_from_an_earlier_checkpoint() -> None:
 def test_a_later_checkpoint_of_a_rewritten_chain_does_not_hide_an_earlier_one() -> None:
     links = chain(4)
     true = Checkpoint(3, links[2][1])
-    rewritten: list[tuple[dict[str, Any], str, str]] = []
-    previous = GENESIS_HASH
-    for record, _, body in links:
-        record = dict(record, prev_hash=previous)
-        if record["seq"] == 2:
-            record["risk_group"] = "high"
-        previous = record_hash(record)
-        rewritten.append((record, previous, body))
+    rewritten = rewrite(links, 2, risk_group="high")
     forged = Checkpoint(3, rewritten[2][1])  # what the service would sign of the rewritten head
 
     for kept in ([true, forged], [forged, true]):

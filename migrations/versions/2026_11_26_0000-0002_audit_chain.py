@@ -11,14 +11,16 @@ Revises: 0001
 Create Date: 2026-11-26 00:00:00
 """
 
+import hashlib
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import rfc8785
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-
-from app.domain.audit import ChainHead, record_hash, to_record
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -124,7 +126,7 @@ def _link_existing_rows() -> None:
         *(sa.column(name, type_) for name, type_ in _NEW_COLUMNS),
     )
     bind = op.get_bind()
-    head = ChainHead.empty()
+    previous = GENESIS_HASH
     # In time order: before the chain, two writers could commit seq n+1 timed before seq n; linked in
     # seq order those rows would read as time going backwards, an alarm no one could ever clear.
     ordered = sa.select(assessment).order_by(assessment.c.recorded_at, assessment.c.seq)
@@ -133,15 +135,54 @@ def _link_existing_rows() -> None:
     # first (negative numbers, never issued), then number them 1..n.
     bind.execute(sa.update(assessment).values(seq=-assessment.c.seq))
     for seq, row in enumerate(rows, start=1):
-        values = {**row, "seq": seq, "prev_hash": head.hash, "client_id": LEGACY_CLIENT}
+        values = {**row, "seq": seq, "prev_hash": previous, "client_id": LEGACY_CLIENT}
         values["recorded_at"] = _aware(row["recorded_at"])
-        digest = record_hash(to_record(values))
+        digest = _record_hash(values)
         bind.execute(
             sa.update(assessment)
             .where(assessment.c.seq == -row["seq"])
-            .values(seq=seq, prev_hash=head.hash, hash=digest, client_id=LEGACY_CLIENT)
+            .values(seq=seq, prev_hash=previous, hash=digest, client_id=LEGACY_CLIENT)
         )
-        head = ChainHead(seq, digest, values["recorded_at"])
+        previous = digest
+
+
+# The record format this migration writes, frozen here (docs/audit.md): a later change of the format in
+# app/domain/audit.py must not change what upgrading through 0002 writes.
+GENESIS_HASH = "0" * 64
+RECORD_FIELDS = (
+    "seq",
+    "prev_hash",
+    "id",
+    "recorded_at",
+    "client_id",
+    "request_id",
+    "idempotency_key",
+    "subject_id",
+    "site_id",
+    "classifier_name",
+    "classifier_version",
+    "classifier_digest",
+    "eligibility_status",
+    "risk_group",
+    "request_media_type",
+    "request_sha256",
+    "input",
+    "decision",
+    "supersedes",
+    "correction_reason",
+)
+
+
+def _record_hash(values: dict[str, Any]) -> str:
+    record: dict[str, Any] = {}
+    for name in RECORD_FIELDS:
+        value = values[name]
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        record[name] = value
+    return hashlib.sha256(rfc8785.dumps(record)).hexdigest()
 
 
 def _aware(value: datetime) -> datetime:

@@ -62,22 +62,22 @@ def fhir_resources(response: httpx.Response) -> tuple[Bundle, GuidanceResponse, 
     return sent, guidance, parameters, risk
 
 
+SAME_RESULTS = [
+    pytest.param({}, {}, id="below-limit"),
+    pytest.param({"value": 20, "comparator": None}, {"value": 20, "comparator": None}, id="detectable-high"),
+    pytest.param(
+        {"value": 0.0015, "unit": "ng/mL", "comparator": None},
+        {"value": 0.0015, "unit": "ng/mL", "comparator": None},
+        id="ng-per-ml",
+    ),
+    pytest.param({"value": 20, "comparator": "<"}, {"value": 20, "comparator": "<"}, id="censored-above-lod"),
+]
+"""One result as an Observation's changes and as the plain body's, for comparing their decisions."""
+
+
 @pytest.mark.parametrize(
     ("result", "plain"),
-    [
-        pytest.param({}, {}, id="below-limit"),
-        pytest.param(
-            {"value": 20, "comparator": None}, {"value": 20, "comparator": None}, id="detectable-high"
-        ),
-        pytest.param(
-            {"value": 0.0015, "unit": "ng/mL", "comparator": None},
-            {"value": 0.0015, "unit": "ng/mL", "comparator": None},
-            id="ng-per-ml",
-        ),
-        pytest.param(
-            {"value": 20, "comparator": "<"}, {"value": 20, "comparator": "<"}, id="censored-above-lod"
-        ),
-    ],
+    SAME_RESULTS,
 )
 async def test_an_observation_gets_the_plain_requests_decision(
     client: httpx.AsyncClient, result: dict[str, Any], plain: dict[str, Any]
@@ -335,20 +335,7 @@ async def test_the_contract_shows_both_forms(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     ("result", "plain"),
-    [
-        pytest.param({}, {}, id="below-limit"),
-        pytest.param(
-            {"value": 20, "comparator": None}, {"value": 20, "comparator": None}, id="detectable-high"
-        ),
-        pytest.param(
-            {"value": 0.0015, "unit": "ng/mL", "comparator": None},
-            {"value": 0.0015, "unit": "ng/mL", "comparator": None},
-            id="ng-per-ml",
-        ),
-        pytest.param(
-            {"value": 20, "comparator": "<"}, {"value": 20, "comparator": "<"}, id="censored-above-lod"
-        ),
-    ],
+    SAME_RESULTS,
 )
 async def test_an_r5_observation_gets_the_r4b_and_plain_requests_decision(
     client: httpx.AsyncClient, result: dict[str, Any], plain: dict[str, Any]

@@ -8,6 +8,7 @@ import typer
 
 if TYPE_CHECKING:
     from app.domain.audit import Verification
+    from app.service.access import KeyInfo, KeyService
     from app.service.audit import AuditService
 
 app = typer.Typer(no_args_is_help=True, help="IL6 eligibility service administration.")
@@ -17,6 +18,8 @@ app.add_typer(db, name="db")
 app.add_typer(classifiers, name="classifiers")
 audit = typer.Typer(no_args_is_help=True, help="The audit trail: verify it, sign checkpoints, check exports.")
 app.add_typer(audit, name="audit")
+keys = typer.Typer(no_args_is_help=True, help="API keys: create, list, expire, revoke.")
+app.add_typer(keys, name="keys")
 
 CheckpointFiles = Annotated[
     list[Path] | None,
@@ -203,6 +206,159 @@ def audit_verify_export(
     if start is not None and start > 1:
         typer.echo(f"note: the export starts at seq {start}; its link to seq {start - 1} is taken as given")
     _report(verification)
+
+
+def _key_service() -> "KeyService":
+    from functools import partial
+
+    from app.service.access import KeyService
+    from app.settings import get_settings
+    from app.store.database import create_engine_for, create_session_factory
+    from app.store.unit_of_work import UnitOfWork
+
+    return KeyService(partial(UnitOfWork, create_session_factory(create_engine_for(get_settings()))))
+
+
+def _operator() -> str:
+    """Who the key's history names for a change made here: the operating-system user."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"[:64]
+
+
+def _key_line(info: "KeyInfo") -> str:
+    from datetime import UTC, datetime
+
+    expires = "never" if info.expires_at is None else info.expires_at.isoformat()
+    return (
+        f"{info.key_id}  {info.name:24}  {info.state(datetime.now(UTC)).value:8}  "
+        f"scopes={','.join(sorted(info.scopes))}  sites={info.sites.describe()}  expires={expires}"
+    )
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="The caller's name, as the audit trail will record it.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: assess, read, admin.")],
+    sites: Annotated[str, typer.Option(help="Comma-separated site ids, or * for every site.")],
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=1, max=3650, help="Days until it stops working; default: never.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the key's history.")] = None,
+) -> None:
+    """Create an API key in the configured database and print its secret, once (it is not stored)."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from app.domain.access import parse_scopes, parse_sites
+    from app.domain.errors import InvalidInput
+    from app.service.access import KeyNameTaken
+
+    try:
+        parsed_scopes, parsed_sites = parse_scopes(scopes.split(",")), parse_sites(sites.split(","))
+    except ValueError as error:
+        typer.echo(f"refused: {error}", err=True)
+        raise typer.Exit(2) from None
+    expires_at = None if expires_in_days is None else datetime.now(UTC) + timedelta(days=expires_in_days)
+    try:
+        new = asyncio.run(
+            _key_service().create(
+                name,
+                parsed_scopes,
+                parsed_sites,
+                created_by=_operator(),
+                expires_at=expires_at,
+                reason=reason,
+            )
+        )
+    except (KeyNameTaken, InvalidInput) as error:
+        typer.echo(f"refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(_key_line(new.info), err=True)
+    typer.echo("The secret follows, shown only now: keep it in the calling system's secret store.", err=True)
+    typer.echo(new.secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List every key (id, name, state, scopes, sites, expiry); never their secrets."""
+    import asyncio
+
+    for info in asyncio.run(_key_service().list()):
+        typer.echo(_key_line(info))
+
+
+@keys.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from il6 keys list).")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the key's history.")] = None,
+) -> None:
+    """Revoke a key: refused from the next request on."""
+    import asyncio
+
+    from app.service.access import KeyRevoked
+
+    try:
+        info = asyncio.run(_key_service().revoke(key_id, by=_operator(), reason=reason))
+    except KeyRevoked as error:
+        typer.echo(f"refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    if info is None:
+        typer.echo("no key with this id", err=True)
+        raise typer.Exit(1)
+    typer.echo(_key_line(info))
+
+
+@keys.command("expire")
+def keys_expire(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from il6 keys list).")],
+    in_days: Annotated[int, typer.Option(min=0, max=3650, help="Days from now; 0: now.")] = 0,
+    reason: Annotated[str | None, typer.Option(help="Why, for the key's history.")] = None,
+) -> None:
+    """Set when a key stops working (now by default)."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from app.domain.errors import InvalidInput
+    from app.service.access import KeyRevoked
+
+    at = None if in_days == 0 else datetime.now(UTC) + timedelta(days=in_days)
+    try:
+        info = asyncio.run(_key_service().expire(key_id, by=_operator(), at=at, reason=reason))
+    except (KeyRevoked, InvalidInput) as error:
+        typer.echo(f"refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    if info is None:
+        typer.echo("no key with this id", err=True)
+        raise typer.Exit(1)
+    typer.echo(_key_line(info))
+
+
+@keys.command("bootstrap")
+def keys_bootstrap() -> None:
+    """Outside production, on a store with no keys: create a local admin key and write it to
+    IL6_LOCAL_ADMIN_KEY_FILE (mode 0600). `make run` runs this before starting the server."""
+    import asyncio
+
+    from app.settings import Environment, get_settings
+
+    settings = get_settings()
+    path = settings.local_admin_key_file
+    if settings.environment is Environment.PRODUCTION:
+        typer.echo("refused: production keys are made with il6 keys create", err=True)
+        raise typer.Exit(1)
+    new = asyncio.run(_key_service().bootstrap_local_admin(path, created_by=_operator()))
+    if new is not None:
+        typer.echo(f"Created the local admin key '{new.info.name}' (every scope, every site).")
+        typer.echo(f'It is in {path}; send it as: -H "Authorization: Bearer $(cat {path})"')
+    elif path.is_file():
+        typer.echo(f"The local admin key is in {path}.")
+    else:
+        typer.echo("This store has API keys already; make one with: il6 keys create --help")
 
 
 def main() -> None:

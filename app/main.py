@@ -7,26 +7,35 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import problems
+from app.api.auth import ACCESS_PROBLEMS, requires
 from app.api.body_limit import BodyLimitMiddleware
-from app.api.deps import Services
+from app.api.deps import Access, Services
 from app.api.intake import plain_submission
 from app.api.intake_fhir import fhir_forms
+from app.api.metrics import Metrics
 from app.api.openapi import install_openapi
+from app.api.rate_limit import RateLimiter
 from app.api.request_log import RequestLogMiddleware
-from app.api.routers import assessments, batch, catalog, exports, health
+from app.api.routers import assessments, batch, catalog, exports, health, keys
 from app.api.routers import audit as audit_routes
 from app.api.routers import cds_hooks as cds_hooks_routes
+from app.api.routers import metrics as metrics_routes
 from app.api.routers import redcap as redcap_routes
+from app.api.security_headers import DOCS_PATHS, SecurityHeadersMiddleware
 from app.domain.classifiers.registry import load_registry
+from app.service.access import KeyService
 from app.service.assessments import AssessmentService
 from app.service.audit import AuditService, CheckpointPublisher
 from app.service.checkpoints import CheckpointSigner, last_signed, load_signing_key
+from app.service.oidc import OidcConfig, OidcVerifier
 from app.service.readiness import ReadinessProbe
 from app.service.redcap import RedcapReceiver
 from app.settings import Environment, Settings, get_settings
@@ -92,8 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
-        default_client_id=settings.client_id,
+        keys=KeyService(unit_of_work),
         batch_max_items=settings.batch_max_items,
+    )
+    oidc_config = OidcConfig.from_settings(settings)
+    access = Access(
+        keys=services.keys,
+        oidc=None if oidc_config is None else OidcVerifier(oidc_config),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        metrics=Metrics(),
     )
     publisher = CheckpointPublisher(audit, settings.checkpoint_file, settings.checkpoint_interval_s)
     redcap = RedcapReceiver.from_settings(settings, services.assessments, plain_submission)  # None: off
@@ -120,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await publishing
         if redcap is not None:
             await redcap.aclose()
+        if access.oidc is not None:
+            await access.oidc.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -129,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.access = access
     app.state.redcap = redcap
     app.state.fhir_forms = fhir_forms(settings.fhir_subject_system)  # the subject id's system is a setting
     problems.install(app)
@@ -138,13 +157,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         per_path={batch.BATCH_PATH: settings.max_batch_body_bytes},
     )
-    app.add_middleware(RequestLogMiddleware)  # outermost: logs and tags every answer, 413s included
-    app.include_router(batch.router)  # before assessments: /assessments/batch is not an assessment id
-    app.include_router(assessments.router)
-    app.include_router(audit_routes.router)
-    app.include_router(catalog.router)
-    app.include_router(cds_hooks_routes.router)
-    app.include_router(exports.create_router(settings.study_id))
-    app.include_router(health.router)
-    app.include_router(redcap_routes.router)
+    if settings.cors_allow_origins:  # off unless origins are configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["Location", "Classifier-Version", "Idempotent-Replayed", "X-Request-ID"],
+        )
+    app.add_middleware(RequestLogMiddleware)  # logs and tags every answer, 413s included
+    app.add_middleware(SecurityHeadersMiddleware, exempt_csp_paths=DOCS_PATHS)  # outermost: on every answer
+    # Credentials first, for every protected route: nothing is read or validated for an unknown caller.
+    protected: dict[str, Any] = {
+        "dependencies": [Depends(requires(None))],
+        "responses": problems.responses(*ACCESS_PROBLEMS),
+    }
+    app.include_router(batch.router, **protected)  # before assessments: /assessments/batch is no id
+    app.include_router(assessments.router, **protected)
+    app.include_router(audit_routes.router, **protected)
+    app.include_router(catalog.router, **protected)
+    app.include_router(cds_hooks_routes.router, **protected)
+    app.include_router(exports.create_router(settings.study_id), **protected)
+    app.include_router(keys.router, **protected)
+    if settings.metrics_public:
+        app.include_router(metrics_routes.create_router(public=True))
+    else:
+        app.include_router(metrics_routes.create_router(public=False), **protected)
+    app.include_router(health.router)  # public: probes and problem type pages
+    app.include_router(redcap_routes.router)  # authenticated by its own trigger secret
     return app

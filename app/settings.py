@@ -32,6 +32,12 @@ DEFAULT_FHIR_SUBJECT_SYSTEM = "urn:il6-eligibility:subject"
 pseudonymous subject ids."""
 
 
+ASYMMETRIC_JWT_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+"""The token signature algorithms a deployment may accept."""
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -98,11 +104,6 @@ class Settings(BaseSettings):
         description="PostgreSQL role the service acts as (SELECT and INSERT only on the audit trail); "
         "unset to act as the connecting user.",
     )
-    client_id: str = Field(
-        default="unidentified",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="Who the audit trail names as caller when a request carries no X-Client-ID header.",
-    )
     idempotency_key_ttl_hours: int = Field(
         default=24, ge=24, le=24 * 365, description="How long an Idempotency-Key stays bound to its decision."
     )
@@ -162,6 +163,68 @@ class Settings(BaseSettings):
         default=None, description="A classifier registry directory; the bundled one when unset."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Access: API keys always; OIDC bearer tokens (client credentials) when an issuer is configured.
+    local_admin_key_file: Path = Field(
+        default=Path("var/local-admin-key"),
+        description="Where `il6 keys bootstrap` (run by `make run`) writes the local admin key it creates "
+        "on first start; development only.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=1200,
+        ge=0,
+        le=1_000_000,
+        description="Requests each caller (key or token client) may make per minute, per server process; "
+        "0: no limit. Past it: 429 with Retry-After.",
+    )
+    rate_limit_burst: int = Field(
+        default=120, ge=1, le=100_000, description="Requests a caller may make at once above its rate."
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=list,
+        description="JSON list of browser origins allowed to call the API (CORS); empty: CORS is off.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without credentials (for a scraper on a private network); else it "
+        "needs a credential with the read scope.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Issuer (iss) of accepted OAuth2/OIDC access tokens; unset: only API keys are accepted.",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="The audience (aud) accepted tokens must name: this service's identifier."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Where the issuer publishes its signing keys (JWKS); https in production.",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description="JSON list of accepted signature algorithms; asymmetric only (RS256/384/512, "
+        "PS256/384/512, ES256/384/512, EdDSA).",
+    )
+    oidc_scope_prefix: str = Field(
+        default="",
+        max_length=200,
+        description="Prefix of this service's scopes in the token's scope claim (e.g. api://il6/ makes "
+        "api://il6/assess the assess scope).",
+    )
+    oidc_sites_claim: str = Field(
+        default="il6_sites",
+        pattern=r"^[A-Za-z0-9_.:/-]{1,100}$",
+        description='Claim listing the sites a token may act for (a list, or "*" for every site); a token '
+        "without it may act for no site.",
+    )
+    oidc_jwks_cache_s: int = Field(
+        default=300, ge=0, le=86_400, description="Seconds the issuer's keys are kept before fetching again."
+    )
+    oidc_leeway_s: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed when checking exp, nbf and iat."
+    )
 
     # The REDCap Data Entry Trigger receiver (POST /v1/redcap/data-entry-trigger): off without an API URL.
     redcap_api_url: str | None = Field(
@@ -281,6 +344,30 @@ class Settings(BaseSettings):
             overlap = read & {name for name in self.redcap_write_back.model_dump().values() if name}
             if overlap:
                 raise ValueError(f"IL6_REDCAP_WRITE_BACK would overwrite fields it reads: {sorted(overlap)}")
+        return self
+
+    @field_validator("oidc_issuer", "oidc_audience", "oidc_jwks_url", mode="before")
+    @classmethod
+    def _oidc_empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        """RFC 8725 3.1: a fixed list; never none, never an HMAC (whose key would be the public key)."""
+        refused = [name for name in value if name not in ASYMMETRIC_JWT_ALGORITHMS]
+        if refused or not value:
+            raise ValueError(f"accepted algorithms are {sorted(ASYMMETRIC_JWT_ALGORITHMS)}, at least one")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_is_complete(self) -> "Settings":
+        if self.oidc_issuer is None:
+            return self
+        if self.oidc_audience is None or self.oidc_jwks_url is None:
+            raise ValueError("IL6_OIDC_ISSUER needs IL6_OIDC_AUDIENCE and IL6_OIDC_JWKS_URL")
+        if self.environment is Environment.PRODUCTION and not self.oidc_jwks_url.startswith("https://"):
+            raise ValueError("production fetches the issuer's keys over https only")
         return self
 
 

@@ -13,7 +13,10 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    # SQLite's DDL is transactional too: a migration that fails part-way leaves nothing behind.
+    context.configure(
+        connection=connection, target_metadata=target_metadata, compare_type=True, transactional_ddl=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -28,7 +31,7 @@ def run_migrations_online() -> None:
     ensure_sqlite_directory(sync_url)
     engine = create_engine(sync_url, poolclass=pool.NullPool)
     if sync_url.get_backend_name() == "sqlite":
-        configure_sqlite(engine)
+        configure_sqlite(engine, begin_immediate=True)  # a real BEGIN: each run is all or nothing
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

@@ -6,12 +6,17 @@ All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker threa
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
-from app.api.schemas.common import IDENTIFIER_PATTERN
+from app.api.auth import authenticate
+from app.api.metrics import Metrics
+from app.api.rate_limit import RateLimiter
+from app.domain.access import Principal
 from app.domain.classifiers.registry import ClassifierRegistry
+from app.service.access import KeyService
 from app.service.assessments import AssessmentService, Caller
 from app.service.audit import AuditService
+from app.service.oidc import OidcVerifier
 from app.service.readiness import ReadinessProbe
 
 
@@ -23,8 +28,18 @@ class Services:
     assessments: AssessmentService
     audit: AuditService
     readiness: ReadinessProbe
-    default_client_id: str
+    keys: KeyService
     batch_max_items: int
+
+
+@dataclass(frozen=True)
+class Access:
+    """What authenticating a request needs (``app.state.access``)."""
+
+    keys: KeyService
+    oidc: OidcVerifier | None
+    limiter: RateLimiter
+    metrics: Metrics
 
 
 async def get_services(request: Request) -> Services:
@@ -47,22 +62,15 @@ async def get_audit(request: Request) -> AuditService:
     return services.audit
 
 
-async def get_caller(
-    request: Request,
-    client_id: Annotated[
-        str | None,
-        Header(
-            alias="X-Client-ID",
-            pattern=IDENTIFIER_PATTERN,
-            description="The calling system, as the audit trail should name it (the configured client "
-            "id when absent).",
-        ),
-    ] = None,
-) -> Caller:
-    """Who is asking, for the audit trail: the client and the request's X-Request-ID."""
+async def get_keys(request: Request) -> KeyService:
     services: Services = request.app.state.services
+    return services.keys
+
+
+async def get_caller(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Caller:
+    """Who is asking, for the audit trail: the authenticated caller, its sites, and the request's id."""
     request_id = request.scope.get("state", {}).get("request_id")
-    return Caller(client_id or services.default_client_id, request_id)
+    return Caller(principal.name, request_id, principal.sites)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -5,14 +5,26 @@ nearest binary float; ``NaN`` is refused at parse time; ``{"value": 1, "value": 
 """
 
 import json
+from array import array
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 
+from app.interop.fhir_documents import MAX_DEPTH
+
 JSON_MEDIA_TYPE = "application/json"
+
+MAX_JSON_DEPTH = MAX_DEPTH
+"""The deepest nesting of objects and arrays any JSON body may have (the FHIR documents' limit): no form the
+service reads needs more, and ``json.loads`` recurses once per level."""
+
+_NOT_QUOTE_OR_BRACKET = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+"""Each bracket's step in depth, as a signed byte: an opening one +1, a closing one -1."""
 
 
 class _Refused(ValueError):
@@ -32,8 +44,29 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels deep in a JSON text, found without parsing
+    it: the depth is the highest running count of opening minus closing brackets outside strings.
+
+    Each step runs in C over the bytes (UTF-8 never puts an ASCII byte inside a multi-byte character), so a
+    megabyte costs milliseconds. A stray closing bracket can take the count below zero, but only past the end
+    of the first complete value, which is as far as ``json.loads`` reads before refusing the rest.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    # Without its escapes (an escaped backslash first), every quote left opens or closes a string.
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Reduced to quotes and brackets, most strings are "" and are dropped at once; the few left hold brackets.
+    skeleton = unescaped.translate(None, _NOT_QUOTE_OR_BRACKET).replace(b'""', b"")
+    outside_strings = b"".join(skeleton.split(b'"')[::2])
+    return max(accumulate(array("b", outside_strings.translate(_DEPTH_STEP))), default=0) > limit
+
+
 def parse_exact_json(body: bytes) -> Any:
     """Parse a UTF-8 JSON document exactly; raises ``json.JSONDecodeError`` with a safe message."""
+    if nested_too_deeply(body):
+        # Refused before json.loads, which would recurse once per level (and use the stack) to find out.
+        raise json.JSONDecodeError("the document is nested too deeply", "", 0)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:

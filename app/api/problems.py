@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.domain.classifiers.base import ClassifierDefinitionError
 from app.domain.errors import InvalidInput
 from app.interop.redcap import InvalidRecord
+from app.service.access import KeyNameTaken, KeyRevoked
 from app.service.assessments import (
     AlreadySuperseded,
     IdempotencyKeyReused,
@@ -25,7 +26,8 @@ from app.service.assessments import (
 )
 from app.service.audit import ChainBroken
 from app.service.checkpoints import InvalidCheckpoint
-from app.service.errors import AppendConflict, StoreUnavailable
+from app.service.errors import AppendConflict, Forbidden, RateLimited, StoreUnavailable, Unauthenticated
+from app.service.oidc import IssuerUnavailable
 from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,41 @@ SOURCE_NOT_ACCEPTED = ProblemType(
     "The request names a source (a REDCap project) this service is not configured to accept; nothing was "
     "read or decided.",
 )
+UNAUTHENTICATED = ProblemType(
+    "unauthenticated",
+    "Credentials not accepted",
+    401,
+    "The request carries no bearer credential, or one that is unknown, malformed, expired or revoked. Send "
+    "Authorization: Bearer <API key or access token>.",
+)
+FORBIDDEN = ProblemType(
+    "forbidden",
+    "Not allowed",
+    403,
+    "The credential is valid but does not allow this operation: a scope it lacks (assess, read, admin), a "
+    "site it is not given, or data that needs access to every site.",
+)
+RATE_LIMITED = ProblemType(
+    "rate-limited",
+    "Too many requests",
+    429,
+    "This caller has used its request allowance for now; retry after Retry-After seconds.",
+)
+KEY_NAME_TAKEN = ProblemType(
+    "key-name-taken",
+    "Key name taken",
+    409,
+    "A key with this name exists, or existed: the audit trail names callers by key name, so names are "
+    "never reused.",
+)
+KEY_REVOKED = ProblemType("key-revoked", "Key revoked", 409, "The key is revoked; it can no longer change.")
+ISSUER_UNAVAILABLE = ProblemType(
+    "issuer-unavailable",
+    "Identity provider unavailable",
+    503,
+    "The configured OIDC issuer's signing keys could not be fetched, so the access token could not be "
+    "checked. Retry after Retry-After seconds.",
+)
 INTERNAL = ProblemType("internal-error", "Internal error", 500, "An unexpected error; it was logged.")
 
 PROBLEM_TYPES = {
@@ -158,6 +195,12 @@ PROBLEM_TYPES = {
         NOT_READY,
         UPSTREAM_UNAVAILABLE,
         SOURCE_NOT_ACCEPTED,
+        UNAUTHENTICATED,
+        FORBIDDEN,
+        RATE_LIMITED,
+        KEY_NAME_TAKEN,
+        KEY_REVOKED,
+        ISSUER_UNAVAILABLE,
         INTERNAL,
     )
 }
@@ -336,6 +379,33 @@ async def _classifier_definition(_request: Request, exc: Exception) -> ProblemRe
     return problem_response(INTERNAL, detail="A classifier definition failed a check.")
 
 
+async def _unauthenticated(_request: Request, _exc: Exception) -> ProblemResponse:
+    # RFC 6750 3: a bearer challenge; the reason stays in the log, the caller only learns it was refused.
+    return problem_response(UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="il6"'})
+
+
+async def _forbidden(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(FORBIDDEN, detail=str(exc))
+
+
+async def _rate_limited(_request: Request, exc: Exception) -> ProblemResponse:
+    retry_after = cast(RateLimited, exc).retry_after_s
+    return problem_response(RATE_LIMITED, headers={"Retry-After": str(retry_after)})
+
+
+async def _key_name_taken(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(KEY_NAME_TAKEN, detail=str(exc))
+
+
+async def _key_revoked(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(KEY_REVOKED, detail=str(exc))
+
+
+async def _issuer_unavailable(_request: Request, exc: Exception) -> ProblemResponse:
+    logger.error("OIDC issuer unavailable: %s", type(exc.__cause__ or exc).__name__)
+    return problem_response(ISSUER_UNAVAILABLE, headers={"Retry-After": "5"})
+
+
 def internal_error() -> ProblemResponse:
     """The answer to an unexpected error: nothing about it leaves the service."""
     return problem_response(INTERNAL)
@@ -359,3 +429,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidCheckpoint, _invalid_checkpoint)
     app.add_exception_handler(ChainBroken, _chain_broken)
     app.add_exception_handler(ClassifierDefinitionError, _classifier_definition)
+    app.add_exception_handler(Unauthenticated, _unauthenticated)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(KeyNameTaken, _key_name_taken)
+    app.add_exception_handler(KeyRevoked, _key_revoked)
+    app.add_exception_handler(IssuerUnavailable, _issuer_unavailable)

@@ -1,4 +1,5 @@
-"""One log line per request, naming the route template, never the path: paths carry subject ids.
+"""One log line per request, naming the route template (never the path: paths carry subject ids) and the
+authenticated caller (never its credential).
 
 The same middleware is the last line of defence: an unexpected exception becomes a 500 problem that still
 carries the request id, and is logged by type and code location only, since exception messages can quote
@@ -66,10 +67,11 @@ class RequestLogMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "<unmatched>")
             logger.info(
-                "%s %s %d %.1fms request_id=%s",
+                "%s %s %d %.1fms request_id=%s caller=%s",
                 scope["method"],
                 route,
                 status,
                 (time.perf_counter() - started) * 1000,
                 request_id.decode(),
+                scope["state"].get("caller", "-"),  # set once authenticated: a name, never a credential
             )

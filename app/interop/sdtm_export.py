@@ -4,7 +4,7 @@ Each audit record (as the audit export yields it) becomes one row: the standard 
 ``app.interop.sdtm`` reads them, then columns for the decision that are not LB variables. Pure translation.
 """
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -93,13 +93,16 @@ async def lb_rows(
     *,
     from_seq: int = 1,
     site_id: str | None = None,
+    visible: Callable[[str | None], bool] = lambda _site: True,
 ) -> AsyncIterator[dict[str, str]]:
     """LB rows of the records from ``from_seq`` on (of one site, when given), from records read from the
     chain's start: LBSEQ numbers each subject's decisions in record order over the whole chain, so a row
-    keeps its LBSEQ in every export, whatever its range or site."""
+    keeps its LBSEQ in every export, whatever its range or site. ``visible`` says which sites' records
+    the reader may see; the others are left out."""
     sequences: dict[str, int] = {}
     async for record in records:
         subject = record["subject_id"]
         sequences[subject] = sequences.get(subject, 0) + 1
-        if record["seq"] >= from_seq and (site_id is None or record["site_id"] == site_id):
+        site = record["site_id"]
+        if record["seq"] >= from_seq and (site_id is None or site == site_id) and visible(site):
             yield lb_row(record, study_id, sequences[subject])

@@ -12,6 +12,7 @@ from typing import Any
 
 import rfc8785
 
+from app.domain.access import SiteAccess
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
 from app.domain.errors import InvalidInput
 from app.domain.il6 import measure
@@ -22,6 +23,7 @@ from app.service.documents import (
     input_document,
     submission_from_input,
 )
+from app.service.errors import Forbidden
 from app.store.models import Assessment
 from app.store.repositories import NewAssessment, StoredAssessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
@@ -56,10 +58,11 @@ class AlreadySuperseded(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asked: the client the audit trail names, and the request's id."""
+    """Who asked: the client the audit trail names, the request's id, and the sites it may act for."""
 
     client_id: str
     request_id: str | None
+    sites: SiteAccess
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,11 @@ class AssessmentService:
         path) fails this request with StoreUnavailable, and its connection is discarded, rather than
         holding the request, a pool connection and possibly the chain's turn for as long as TCP waits.
         """
+        if not caller.sites.permits(submission.site_id):
+            raise Forbidden(
+                "site",
+                "This caller may decide only for its own sites: site_id must name one of them.",
+            )
         try:
             async with asyncio.timeout(self._transaction_timeout_s):
                 return await self._record(submission, raw, caller, idempotency_key)
@@ -235,7 +243,7 @@ class AssessmentService:
                     return Outcome(earlier, replayed=True)
             new = self._new_assessment(decision_id, submission, raw, caller, idempotency_key)
             if submission.supersedes is not None:
-                await self._check_correction(uow, submission, submission.supersedes)
+                await self._check_correction(uow, submission, submission.supersedes, caller.sites)
             row = await uow.assessments.append(new)
             await uow.commit()
         return Outcome(RecordedAssessment.from_row(row), replayed=False)
@@ -295,39 +303,52 @@ class AssessmentService:
         return RecordedAssessment.from_stored(earlier)
 
     @staticmethod
-    async def _check_correction(uow: UnitOfWork, submission: Submission, supersedes: uuid.UUID) -> None:
-        """The decision a correction supersedes exists, is the subject's, and stands; checked in the
-        chain's turn, so that two corrections of one decision cannot both pass."""
+    async def _check_correction(
+        uow: UnitOfWork, submission: Submission, supersedes: uuid.UUID, sites: SiteAccess
+    ) -> None:
+        """The decision a correction supersedes exists (for this caller's sites), is the subject's, and
+        stands; checked in the chain's turn, so that two corrections of one decision cannot both pass."""
         await uow.assessments.lock_chain()
         target = await uow.assessments.get(supersedes)
-        if target is None:
+        if target is None or not sites.permits(target.row.site_id):
             raise InvalidInput("/supersedes", "No assessment with this id.")
         if target.row.subject_id != submission.subject_id:
             raise InvalidInput("/supersedes", "A correction must be for the same subject.")
         if target.superseded_by is not None:
             raise AlreadySuperseded(target.superseded_by)
 
-    async def get(self, assessment_id: uuid.UUID) -> RecordedAssessment | None:
+    async def get(self, assessment_id: uuid.UUID, sites: SiteAccess) -> RecordedAssessment | None:
+        """The decision, or None when there is none or it is of a site outside ``sites`` (the same answer,
+        so that a caller cannot learn what another site holds)."""
         async with self._unit_of_work() as uow:
             stored = await uow.assessments.get(assessment_id)
-            return None if stored is None else RecordedAssessment.from_stored(stored)
+            if stored is None or not sites.permits(stored.row.site_id):
+                return None
+            return RecordedAssessment.from_stored(stored)
 
-    async def list_for_subject(self, subject_id: str, *, limit: int, cursor: str | None) -> Page:
-        """A subject's decisions, newest first; ``next_cursor`` continues where this page ends."""
+    async def list_for_subject(
+        self, subject_id: str, sites: SiteAccess, *, limit: int, cursor: str | None
+    ) -> Page:
+        """A subject's decisions within ``sites``, newest first; ``next_cursor`` continues where this page
+        ends. A subject of another site lists as empty, as an unknown subject does."""
         before = None if cursor is None else _decode_cursor(cursor)
         async with self._unit_of_work() as uow:
-            rows = await uow.assessments.list_for_subject(subject_id, limit=limit + 1, before_seq=before)
+            rows = await uow.assessments.list_for_subject(
+                subject_id, limit=limit + 1, before_seq=before, sites=sites.sites
+            )
             items = [RecordedAssessment.from_stored(row) for row in rows[:limit]]
         next_cursor = _encode_cursor(items[-1].seq) if len(rows) > limit else None
         return Page(items, next_cursor)
 
-    async def replay(self, assessment_id: uuid.UUID, classifier: str | None = None) -> Replay | None:
+    async def replay(
+        self, assessment_id: uuid.UUID, sites: SiteAccess, classifier: str | None = None
+    ) -> Replay | None:
         """Decide a recorded input again and compare; records nothing.
 
         Without ``classifier``: under the version that decided, verified by its recorded digest, which
         must reproduce the decision exactly. With one: under that version, to see what it would change.
         """
-        original = await self.get(assessment_id)
+        original = await self.get(assessment_id, sites)
         if original is None:
             return None
         if classifier is None:

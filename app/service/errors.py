@@ -3,4 +3,32 @@
 from app.store.repositories import AppendConflict
 from app.store.unit_of_work import StoreUnavailable
 
-__all__ = ["AppendConflict", "StoreUnavailable"]
+__all__ = ["AppendConflict", "Forbidden", "RateLimited", "StoreUnavailable", "Unauthenticated"]
+
+
+class Unauthenticated(Exception):
+    """No credentials, or credentials that are unknown, malformed, expired or revoked.
+
+    ``reason`` is a short code for metrics and logs (``missing``, ``unknown-key``, ``expired`` ...); the
+    caller is told only that its credentials were not accepted.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the credentials were not accepted")
+        self.reason = reason
+
+
+class Forbidden(Exception):
+    """Authenticated, but not allowed this operation (a missing scope, or every site needed)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class RateLimited(Exception):
+    """The caller has used up its request allowance for now."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many requests from this caller")
+        self.retry_after_s = retry_after_s

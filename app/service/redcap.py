@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
+from app.domain.access import ALL_SITES
 from app.domain.errors import InvalidInput
 from app.interop.redcap import (
     COMPLETE,
@@ -196,7 +197,7 @@ class RedcapReceiver:
             outcome = await self._assessments.decide(
                 submission,
                 RawRequest(body=export.body, media_type=RECORD_MEDIA_TYPE),
-                Caller(project.client_id, request_id),
+                Caller(project.client_id, request_id, ALL_SITES),
                 idempotency_key(trigger, export.body),
             )
         except InvalidInput as error:

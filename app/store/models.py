@@ -85,3 +85,40 @@ class IdempotencyKey(Base):
         ForeignKey("assessment.id", deferrable=True, initially="DEFERRED"),
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKey(Base):
+    """An API key: its public id, the SHA-256 of its secret (never the secret), what it may do and for
+    which sites, and its state. Keys are never deleted: revoked or expired, they stay to name callers."""
+
+    __tablename__ = "api_key"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON())
+    sites: Mapped[list[str] | None] = mapped_column(JSON())
+    """None: every site."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiKeyEvent(Base):
+    """Every change to a key, in order: who created, expired or revoked it, when and why (append-only)."""
+
+    __tablename__ = "api_key_event"
+    __table_args__ = (
+        CheckConstraint("event IN ('created', 'expiry-set', 'revoked')", name="event"),
+        Index("ix_api_key_event_key_id", "key_id"),
+    )
+
+    id: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(16), ForeignKey("api_key.key_id"))
+    event: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text())

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
-from app.store.models import Assessment, IdempotencyKey
+from app.store.models import ApiKey, ApiKeyEvent, Assessment, IdempotencyKey
 from app.store.types import utcnow
 
 CHAIN_LOCK = 0x494C_365F_4155_4454
@@ -125,10 +125,18 @@ class AssessmentRepository:
         return None if row is None else _stored(row)
 
     async def list_for_subject(
-        self, subject_id: str, *, limit: int, before_seq: int | None = None
+        self,
+        subject_id: str,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        sites: frozenset[str] | None = None,
     ) -> Sequence[StoredAssessment]:
-        """A subject's decisions, newest first, from just before ``before_seq`` (keyset pagination)."""
+        """A subject's decisions, newest first, from just before ``before_seq`` (keyset pagination), of
+        ``sites`` only when given."""
         statement = _WITH_SUCCESSOR.where(Assessment.subject_id == subject_id)
+        if sites is not None:
+            statement = statement.where(Assessment.site_id.in_(sorted(sites)))
         if before_seq is not None:
             statement = statement.where(Assessment.seq < before_seq)
         statement = statement.order_by(Assessment.seq.desc()).limit(limit)
@@ -217,3 +225,43 @@ class IdempotencyRepository:
             created_at=utcnow(),
         )
         await self._session.execute(statement)
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        return await self._session.get(ApiKey, key_id)
+
+    async def list(self) -> Sequence[ApiKey]:
+        return (await self._session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.name))).all()
+
+    async def count(self) -> int:
+        return int((await self._session.execute(select(func.count()).select_from(ApiKey))).scalar_one())
+
+    async def add(self, key: ApiKey) -> None:
+        """Insert a key; raises NameTaken when its name is already used (by any key, ever)."""
+        self._session.add(key)
+        try:
+            await self._session.flush()
+        except IntegrityError as error:
+            if _is_unique_violation(error):
+                raise NameTaken("a key with this name exists") from error
+            raise
+
+    async def history(self, key_id: str) -> Sequence[ApiKeyEvent]:
+        statement = select(ApiKeyEvent).where(ApiKeyEvent.key_id == key_id).order_by(ApiKeyEvent.id)
+        return (await self._session.scalars(statement)).all()
+
+    async def record(self, event: ApiKeyEvent) -> None:
+        self._session.add(event)
+        await self._session.flush()
+
+    async def now(self) -> datetime:
+        """The database clock: key times and expiry checks use the same clock as the audit trail."""
+        return (await self._session.execute(select(utcnow()))).scalar_one()
+
+
+class NameTaken(Exception):
+    """Another key already has this name."""

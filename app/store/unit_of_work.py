@@ -8,7 +8,7 @@ from typing import Self
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.store.repositories import AssessmentRepository, IdempotencyRepository
+from app.store.repositories import ApiKeyRepository, AssessmentRepository, IdempotencyRepository
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class UnitOfWork:
 
     assessments: AssessmentRepository
     idempotency: IdempotencyRepository
+    keys: ApiKeyRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -33,6 +34,7 @@ class UnitOfWork:
         self._session = self._session_factory()
         self.assessments = AssessmentRepository(self._session)
         self.idempotency = IdempotencyRepository(self._session)
+        self.keys = ApiKeyRepository(self._session)
         return self
 
     async def __aexit__(

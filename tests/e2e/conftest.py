@@ -194,6 +194,41 @@ def migrate(backend: Backend, workdir: Path) -> None:
     )
 
 
+def create_key(
+    backend: Backend,
+    workdir: Path,
+    *,
+    name: str | None = None,
+    scopes: str = "assess,read,admin",
+    sites: str = "*",
+) -> str:
+    """``il6 keys create`` as an operator runs it beside the service (as its login); the printed secret."""
+    result = subprocess.run(
+        [
+            str(IL6),
+            "keys",
+            "create",
+            "--name",
+            name or f"e2e-{secrets.token_hex(6)}",
+            "--scopes",
+            scopes,
+            "--sites",
+            sites,
+        ],
+        env=backend.process_environment(),
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=MIGRATE_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, f"il6 keys create exited with {result.returncode}\n{result.stderr}"
+    secret = result.stdout.strip()
+    assert secret.startswith("il6_"), "il6 keys create printed no key on standard output"
+    return secret
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -209,6 +244,12 @@ class Server:
     base_url: str
     stdout_path: Path
     stderr_path: Path
+    api_key: str | None = None
+    """Sent as the bearer credential by ``client()`` and ``headers``."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.api_key is None else {"Authorization": f"Bearer {self.api_key}"}
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -218,7 +259,7 @@ class Server:
         return f"--- server stderr ---\n{self.stderr()}\n--- server stdout ---\n{stdout}"
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=10.0)
+        return httpx.Client(base_url=self.base_url, timeout=10.0, headers=self.headers)
 
     def wait_for(
         self, path: str, accept: Callable[[httpx.Response], bool], *, timeout: float = READY_TIMEOUT_S
@@ -281,8 +322,11 @@ class Server:
 
 
 @contextmanager
-def running_server(backend: Backend, workdir: Path, logs: Path) -> Iterator[Server]:
-    """``uvicorn app.main:create_app --factory`` as the compose ``api`` service runs it; always stopped."""
+def running_server(
+    backend: Backend, workdir: Path, logs: Path, api_key: str | None = None
+) -> Iterator[Server]:
+    """``uvicorn app.main:create_app --factory`` as the compose ``api`` service runs it; always stopped.
+    ``api_key``: the credential the server's ``client()`` sends."""
     port = free_port()
     stdout_path = logs / "server.stdout.log"
     stderr_path = logs / "server.stderr.log"
@@ -306,7 +350,7 @@ def running_server(backend: Backend, workdir: Path, logs: Path) -> Iterator[Serv
             stderr=stderr,
         )
     try:
-        yield Server(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
+        yield Server(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path, api_key)
     finally:
         if process.poll() is None:
             process.terminate()

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     Attempt,
     Backend,
     Receipt,
+    create_key,
     fresh_postgresql_database,
     migrate,
     post_until_created,
@@ -53,7 +54,7 @@ def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
         yield production_backend(url, state)
 
 
-async def _drive(base_urls: list[str]) -> tuple[list[Receipt], list[Attempt]]:
+async def _drive(base_urls: list[str], headers: dict[str, str]) -> tuple[list[Receipt], list[Attempt]]:
     """DECISIONS logical requests, split evenly between the servers, CLIENTS_PER_SERVER clients each."""
     receipts: list[Receipt] = []
     attempts: list[Attempt] = []
@@ -64,7 +65,7 @@ async def _drive(base_urls: list[str]) -> tuple[list[Receipt], list[Attempt]]:
 
     async def client(base_url: str) -> None:
         queue = queues[base_url]
-        async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30.0, headers=headers) as http:
             while not queue.empty():
                 key, body = queue.get_nowait()
                 receipts.append(await post_until_created(http, body, key, attempts))
@@ -80,17 +81,18 @@ def test_two_processes_append_to_one_chain_without_forking(
     shared_backend: Backend, workdir: Path, tmp_path: Path
 ) -> None:
     migrate(shared_backend, workdir)
+    api_key = create_key(shared_backend, workdir)
     with ExitStack() as stack:
         servers = []
         for index in range(SERVERS):
             logs = tmp_path / f"server-{index}"
             logs.mkdir()
-            servers.append(stack.enter_context(running_server(shared_backend, workdir, logs)))
+            servers.append(stack.enter_context(running_server(shared_backend, workdir, logs, api_key)))
         for server in servers:
             server.wait_ready()
         assert len({server.base_url for server in servers}) == SERVERS
 
-        receipts, attempts = asyncio.run(_drive([server.base_url for server in servers]))
+        receipts, attempts = asyncio.run(_drive([server.base_url for server in servers], servers[0].headers))
 
         with servers[0].client() as client:
             verification = client.get("/v1/audit/verify")

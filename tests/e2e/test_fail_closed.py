@@ -32,6 +32,7 @@ from sqlalchemy import make_url
 from tests.e2e.conftest import (
     Attempt,
     Receipt,
+    create_key,
     fresh_postgresql_database,
     migrate,
     owner_url,
@@ -261,7 +262,7 @@ class Load:
     cut: CutReport | None = None
 
 
-async def _drive(base_url: str, proxy: CuttableProxy) -> Load:
+async def _drive(base_url: str, headers: dict[str, str], proxy: CuttableProxy) -> Load:
     load = Load()
     requests: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     for _ in range(LOGICAL_REQUESTS):
@@ -271,7 +272,7 @@ async def _drive(base_url: str, proxy: CuttableProxy) -> Load:
     halfway = asyncio.Event()
 
     async def client() -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=15.0) as http:
+        async with httpx.AsyncClient(base_url=base_url, timeout=15.0, headers=headers) as http:
             while not requests.empty():
                 key, body = requests.get_nowait()
                 receipt = await post_until_created(http, body, key, load.attempts, backoff_s=BACKOFF_S)
@@ -300,14 +301,15 @@ def test_store_outage_fails_closed_and_the_service_recovers_by_itself(tmp_path: 
         workdir = tmp_path / "cwd"
         workdir.mkdir()
         migrate(direct, workdir)
+        api_key = create_key(direct, workdir)
         upstream = make_url(database_url)
         with CuttableProxy(upstream.host or "127.0.0.1", upstream.port or 5432) as proxy:
             via_proxy = replace(
                 direct, database_url=upstream.set(port=proxy.port).render_as_string(hide_password=False)
             )
-            with running_server(via_proxy, workdir, tmp_path) as server:
+            with running_server(via_proxy, workdir, tmp_path, api_key) as server:
                 server.wait_ready()
-                load = asyncio.run(_drive(server.base_url, proxy))
+                load = asyncio.run(_drive(server.base_url, server.headers, proxy))
 
                 # The service came back by itself: the same process, ready, deciding at the first try.
                 assert server.process.poll() is None
@@ -465,7 +467,9 @@ def _chain_lock_holder(database_url: str, timeout_s: float) -> tuple[object, ...
     pytest.fail(f"no session idle in transaction held the chain's lock after the freeze: {holders}")
 
 
-async def _freeze_the_chain_lock(base_url: str, proxy: CuttableProxy, database_url: str) -> Freeze:
+async def _freeze_the_chain_lock(
+    base_url: str, headers: dict[str, str], proxy: CuttableProxy, database_url: str
+) -> Freeze:
     freeze = Freeze()
 
     async def decide(http: httpx.AsyncClient, *, give_up_after_s: float) -> Receipt:
@@ -489,7 +493,7 @@ async def _freeze_the_chain_lock(base_url: str, proxy: CuttableProxy, database_u
             pytest.fail(f"the frozen request got no answer within {FROZEN_CLIENT_TIMEOUT_S:.0f} s")
         freeze.frozen_after_s = time.monotonic() - sent_at
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=FROZEN_CLIENT_TIMEOUT_S) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=FROZEN_CLIENT_TIMEOUT_S, headers=headers) as http:
         for _ in range(WARM_UP):
             await decide(http, give_up_after_s=10.0)
         assert [attempt.status for attempt in freeze.attempts] == [201] * WARM_UP, freeze.attempts
@@ -521,6 +525,7 @@ def test_a_silent_connection_holding_the_chain_lock_does_not_stop_the_service(tm
         workdir = tmp_path / "cwd"
         workdir.mkdir()
         migrate(direct, workdir)
+        api_key = create_key(direct, workdir)
         upstream = make_url(database_url)
         with CuttableProxy(upstream.host or "127.0.0.1", upstream.port or 5432) as proxy:
             via_proxy = replace(
@@ -531,9 +536,11 @@ def test_a_silent_connection_holding_the_chain_lock_does_not_stop_the_service(tm
                     "IL6_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
                 },
             )
-            with running_server(via_proxy, workdir, tmp_path) as server:
+            with running_server(via_proxy, workdir, tmp_path, api_key) as server:
                 server.wait_ready()
-                freeze = asyncio.run(_freeze_the_chain_lock(server.base_url, proxy, database_url))
+                freeze = asyncio.run(
+                    _freeze_the_chain_lock(server.base_url, server.headers, proxy, database_url)
+                )
 
                 assert server.process.poll() is None
                 with server.client() as client:

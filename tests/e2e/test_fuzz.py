@@ -6,6 +6,7 @@ answer 5xx, and every answer must match the documented status codes, media types
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from app.store.migrations import PROJECT_ROOT
 from tests.e2e.conftest import (
     Server,
+    create_key,
     fresh_postgresql_database,
     migrate,
     production_backend,
@@ -49,9 +51,12 @@ CHECKS: list[CheckFunction] = [
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir: Path = tmp_path_factory.mktemp("fuzz")
     with fresh_postgresql_database() as url:
-        backend = production_backend(url, workdir)
+        # Unthrottled: the generated requests come faster than any caller's allowance.
+        backend = replace(
+            production_backend(url, workdir), extra_environment={"IL6_RATE_LIMIT_PER_MINUTE": "0"}
+        )
         migrate(backend, workdir)
-        with running_server(backend, workdir, workdir) as server:
+        with running_server(backend, workdir, workdir, create_key(backend, workdir)) as server:
             server.wait_ready()
             yield server
 
@@ -61,4 +66,4 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_every_operation_answers_within_its_contract(
     case: schemathesis.Case[Any], fuzz_server: Server
 ) -> None:
-    case.call_and_validate(base_url=fuzz_server.base_url, checks=CHECKS)
+    case.call_and_validate(base_url=fuzz_server.base_url, headers=fuzz_server.headers, checks=CHECKS)

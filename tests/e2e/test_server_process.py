@@ -4,7 +4,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import Backend, migrate, running_server
+from tests.e2e.conftest import Backend, create_key, migrate, running_server
 
 PROBLEM_JSON = "application/problem+json"
 CLASSIFIER = "il6-enrichment@1.0.0"
@@ -23,10 +23,16 @@ def test_migrated_server_decides_over_http_and_stops_cleanly(
     backend: Backend, workdir: Path, tmp_path: Path
 ) -> None:
     migrate(backend, workdir)
+    api_key = create_key(backend, workdir, scopes="assess,read", sites="PIT")
     subject_id = f"E2E-{secrets.token_hex(8)}"
 
-    with running_server(backend, workdir, tmp_path) as server:
+    with running_server(backend, workdir, tmp_path, api_key) as server:
         assert server.wait_ready().json() == {"status": "ready"}
+        with server.client() as client:
+            client.headers.pop("Authorization")
+            unauthenticated = client.post("/v1/assessments", json=_submission(subject_id))
+            assert unauthenticated.status_code == 401, unauthenticated.text
+            assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
 
         with server.client() as client:
             created = client.post("/v1/assessments", json=_submission(subject_id))

@@ -13,7 +13,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, create_engine, make_url, select, text, update
 
+from app.domain.access import ALL_SITES, Scope, key_id_of
 from app.main import create_app
+from app.service.access import KeyService
 from app.settings import Environment, Settings
 from app.store.database import configure_sqlite, database_urls
 from app.store.migrations import upgrade
@@ -121,13 +123,55 @@ def count_rows(db: Engine, subject_id: str | None = None) -> int:
         return int(connection.execute(text(query + " WHERE subject_id = :s"), {"s": subject_id}).scalar_one())
 
 
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+UNKNOWN_KEY = f"il6_{'0' * 16}_{'A' * 43}"
+"""Shaped as a key, but never issued: checking it needs the store."""
+
+
+async def app_client(settings: Settings, *, with_key: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a fresh app on ``settings``, holding a new key with every scope for every site (its
+    name, ``caller_of(client)``, is what the audit trail records); ``key_headers`` makes narrower ones.
+    Without ``with_key`` (a store that cannot be reached, say) it sends a key that was never issued."""
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
     ):
+        if not with_key:
+            client.headers.update(bearer(UNKNOWN_KEY))
+            yield client
+            return
+        name = f"tests-{uuid.uuid4().hex[:12]}"
+        keys: KeyService = app.state.services.keys
+        new = await keys.create(name, frozenset(Scope), ALL_SITES, created_by="tests")
+        client.headers.update(bearer(new.secret))
         yield client
+
+
+async def caller_of(client: httpx.AsyncClient) -> str:
+    """The name the audit trail records for the client's own key."""
+    key_id = key_id_of(client.headers["Authorization"].removeprefix("Bearer "))
+    key = await client.get(f"/v1/keys/{key_id}")
+    assert key.status_code == 200, key.text
+    name: str = key.json()["name"]
+    return name
+
+
+async def key_headers(
+    client: httpx.AsyncClient,
+    *,
+    scopes: tuple[str, ...] = ("assess", "read"),
+    sites: list[str] | None = None,
+    name: str | None = None,
+) -> dict[str, str]:
+    """Headers carrying a new key (made through the API with the client's admin key)."""
+    body = {"name": name or f"tests-{uuid.uuid4().hex[:12]}", "scopes": list(scopes), "sites": sites}
+    created = await client.post("/v1/keys", json=body)
+    assert created.status_code == 201, created.text
+    return bearer(created.json()["secret"])
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from app.settings import Environment, Settings
 from app.store.database import create_engine_for
 from app.store.models import Assessment
 from tests.factories import assessment_body
-from tests.integration.conftest import behind_the_service
+from tests.integration.conftest import behind_the_service, caller_of, key_headers
 
 ASSESSMENT = cast(Table, Assessment.__table__)
 EXPORT_COLUMNS = [*RECORD_FIELDS, "hash", "request_body"]
@@ -384,28 +384,41 @@ async def test_consecutive_decisions_link_and_hash_as_stored(client: httpx.Async
     assert times == sorted(times)
 
 
-async def test_the_record_names_the_client_and_request_sent(client: httpx.AsyncClient, db: Engine) -> None:
-    decided = await decide(client, headers={"X-Client-ID": "lab-system.7", "X-Request-ID": "req.42-abc"})
+async def test_the_record_names_the_authenticated_caller_and_the_request_sent(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    caller = f"lab-system.{uuid.uuid4().hex[:8]}"
+    headers = {**await key_headers(client, name=caller), "X-Request-ID": "req.42-abc"}
 
-    assert decided.audit["client_id"] == "lab-system.7"
+    decided = await decide(client, headers=headers)
+
+    assert decided.audit["client_id"] == caller
     assert decided.audit["request_id"] == "req.42-abc"
     assert decided.response.headers["x-request-id"] == "req.42-abc"
     row = rows(db, decided.seq, decided.seq)[0]
-    assert (row["client_id"], row["request_id"]) == ("lab-system.7", "req.42-abc")
+    assert (row["client_id"], row["request_id"]) == (caller, "req.42-abc")
+
+
+async def test_a_self_asserted_client_id_is_not_what_the_record_names(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    decided = await decide(client, headers={"X-Client-ID": "someone-else"})
+
+    assert decided.audit["client_id"] == await caller_of(client)
+    assert rows(db, decided.seq, decided.seq)[0]["client_id"] != "someone-else"
 
 
 @pytest.mark.parametrize("request_id", [None, "not a safe id!"])
-async def test_without_those_headers_the_record_names_the_default_client_and_the_issued_id(
+async def test_without_a_usable_request_id_the_record_names_the_issued_one(
     client: httpx.AsyncClient, db: Engine, request_id: str | None
 ) -> None:
     decided = await decide(client, headers={} if request_id is None else {"X-Request-ID": request_id})
 
     issued = decided.response.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", issued)
-    assert decided.audit["client_id"] == "unidentified"
     assert decided.audit["request_id"] == issued
     row = rows(db, decided.seq, decided.seq)[0]
-    assert (row["client_id"], row["request_id"]) == ("unidentified", issued)
+    assert row["request_id"] == issued
 
 
 # --- 3. verification ------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from app.domain.access import ALL_SITES, Principal, Scope
+from app.service.access import KeyService
 from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
 from app.service.documents import Submission
 from app.settings import Environment, Settings
@@ -317,9 +319,14 @@ async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
         attempts += 1
         return await decide(self, submission, raw, caller, key)
 
+    async def any_key_is_an_assessor(_self: KeyService, _presented: str) -> Principal:
+        return Principal("tests-batch", frozenset(Scope), ALL_SITES, method="api-key")
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(AssessmentService, "decide", counting)
-        async for client in app_client(settings):
+        # The keys live in the unreachable store too: let the caller in, to see what the batch does.
+        patch.setattr(KeyService, "authenticate", any_key_is_an_assessor)
+        async for client in app_client(settings, with_key=False):
             response = await client.post("/v1/assessments/batch", json=[assessment_body() for _ in range(20)])
 
     assert response.status_code == 503

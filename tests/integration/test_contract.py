@@ -56,5 +56,9 @@ def test_check_constraints_match_the_models(db: Engine) -> None:
         for constraint in inspect(db).get_check_constraints(table.name)
     }
 
-    assert expected == {"ck_assessment_eligibility_status", "ck_assessment_risk_group"}
+    assert expected == {
+        "ck_assessment_eligibility_status",
+        "ck_assessment_risk_group",
+        "ck_api_key_event_event",
+    }
     assert found == expected

@@ -4,6 +4,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, select, text, update
 from app.store.models import IdempotencyKey
 from app.store.repositories import IDEMPOTENCY_LOCK_SPACE, _key_lock
 from tests.factories import assessment_body, subject_id
-from tests.integration.conftest import count_rows
+from tests.integration.conftest import caller_of, count_rows, key_headers
 
 PROBLEM = "application/problem+json"
 
@@ -23,8 +24,17 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
-def new_client() -> str:
-    return f"client-{uuid.uuid4().hex[:12]}"
+@dataclass(frozen=True)
+class Caller:
+    """A calling system with a key of its own: the audit trail and the idempotency keys name it."""
+
+    name: str
+    headers: dict[str, str]
+
+
+async def new_client(client: httpx.AsyncClient) -> Caller:
+    name = f"client-{uuid.uuid4().hex[:12]}"
+    return Caller(name, await key_headers(client, name=name))
 
 
 async def post(
@@ -32,14 +42,14 @@ async def post(
     body: object,
     *,
     key: str | None = None,
-    client_id: str | None = None,
+    client_id: Caller | None = None,
     raw: str | None = None,
 ) -> httpx.Response:
     headers = {"content-type": "application/json"}
     if key is not None:
         headers["Idempotency-Key"] = key
     if client_id is not None:
-        headers["X-Client-ID"] = client_id
+        headers.update(client_id.headers)
     return await client.post(
         "/v1/assessments", content=json.dumps(body) if raw is None else raw, headers=headers
     )
@@ -82,7 +92,7 @@ async def test_retry_with_the_same_key_and_body_returns_the_first_decision(
     assert second.json()["audit"]["hash"] == first.json()["audit"]["hash"]
     assert second.json() == first.json()
     assert count_rows(db, body["subject_id"]) == 1
-    assert bound_keys(db, key) == [("unidentified", first.json()["id"])]
+    assert bound_keys(db, key) == [(await caller_of(client), first.json()["id"])]
 
 
 async def test_the_same_meaning_written_differently_is_the_same_request(
@@ -146,7 +156,7 @@ async def test_the_same_key_with_a_different_body_is_refused(
     assert "idempotent-replayed" not in reused.headers
     assert "eligibility" not in problem
     assert count_rows(db, subject) == 1
-    assert bound_keys(db, key) == [("unidentified", first.json()["id"])]
+    assert bound_keys(db, key) == [(await caller_of(client), first.json()["id"])]
 
 
 async def test_the_same_key_for_another_subject_is_refused_and_records_nothing(
@@ -166,21 +176,21 @@ async def test_the_same_key_for_another_subject_is_refused_and_records_nothing(
 async def test_keys_are_scoped_to_the_client(client: httpx.AsyncClient, db: Engine) -> None:
     subject = subject_id()
     key = new_key()
-    alpha, beta = new_client(), new_client()
+    alpha, beta = await new_client(client), await new_client(client)
 
     from_alpha = await post(client, assessment_body(subject=subject), key=key, client_id=alpha)
     from_beta = await post(client, assessment_body(subject=subject), key=key, client_id=beta)
     # Another client may even bind the same key to a different request.
     beta_other = await post(
-        client, assessment_body(value=30, comparator=None), key=key, client_id=new_client()
+        client, assessment_body(value=30, comparator=None), key=key, client_id=await new_client(client)
     )
 
     assert from_alpha.status_code == from_beta.status_code == beta_other.status_code == 201
     assert "idempotent-replayed" not in from_beta.headers
     assert "idempotent-replayed" not in beta_other.headers
     assert from_alpha.json()["id"] != from_beta.json()["id"]
-    assert from_alpha.json()["audit"]["client_id"] == alpha
-    assert from_beta.json()["audit"]["client_id"] == beta
+    assert from_alpha.json()["audit"]["client_id"] == alpha.name
+    assert from_beta.json()["audit"]["client_id"] == beta.name
     assert count_rows(db, subject) == 2
     # Each client's retry returns its own decision.
     alpha_retry = await post(client, assessment_body(subject=subject), key=key, client_id=alpha)
@@ -195,7 +205,7 @@ async def test_keys_are_scoped_to_the_client(client: httpx.AsyncClient, db: Engi
 async def test_fifty_concurrent_duplicates_record_one_decision(client: httpx.AsyncClient, db: Engine) -> None:
     body = assessment_body()
     key = new_key()
-    caller = new_client()
+    caller = await new_client(client)
 
     responses = await asyncio.gather(*(post(client, body, key=key, client_id=caller) for _ in range(50)))
 
@@ -214,7 +224,7 @@ async def test_fifty_concurrent_duplicates_record_one_decision(client: httpx.Asy
         # Transactions begin IMMEDIATE: a duplicate waits its turn and then gets the original.
         assert statuses == {201: 50}
     assert count_rows(db, body["subject_id"]) == 1
-    assert bound_keys(db, key) == [(caller, ids.pop())]
+    assert bound_keys(db, key) == [(caller.name, ids.pop())]
     # Whoever was told 409 and retries gets the one decision.
     retry = await post(client, body, key=key, client_id=caller)
     assert retry.status_code == 201
@@ -228,8 +238,8 @@ async def test_a_key_whose_request_is_in_flight_is_409_until_it_completes(
 ) -> None:
     body = assessment_body()
     key = new_key()
-    caller = new_client()
-    lock = {"space": IDEMPOTENCY_LOCK_SPACE, "key": _key_lock(caller, key)}
+    caller = await new_client(client)
+    lock = {"space": IDEMPOTENCY_LOCK_SPACE, "key": _key_lock(caller.name, key)}
 
     with db.connect() as holder:
         # Another process is deciding a request with this key: it holds the key's advisory lock.
@@ -237,7 +247,7 @@ async def test_a_key_whose_request_is_in_flight_is_409_until_it_completes(
         try:
             in_flight = await post(client, body, key=key, client_id=caller)
             # The lock is per (client, key): another client's request with the same key is not held up.
-            other_client = await post(client, assessment_body(), key=key, client_id=new_client())
+            other_client = await post(client, assessment_body(), key=key, client_id=await new_client(client))
         finally:
             released = holder.execute(text("SELECT pg_advisory_unlock(:space, :key)"), lock).scalar_one()
             holder.commit()
@@ -247,7 +257,7 @@ async def test_a_key_whose_request_is_in_flight_is_409_until_it_completes(
     assert in_flight.headers["retry-after"] == "1"
     assert "eligibility" not in problem
     assert count_rows(db, body["subject_id"]) == 0
-    assert caller not in {client_id for client_id, _ in bound_keys(db, key)}
+    assert caller.name not in {client_id for client_id, _ in bound_keys(db, key)}
     assert other_client.status_code == 201
 
     retried = await post(client, body, key=key, client_id=caller)
@@ -255,7 +265,7 @@ async def test_a_key_whose_request_is_in_flight_is_409_until_it_completes(
     assert retried.status_code == 201, retried.text
     assert "idempotent-replayed" not in retried.headers
     assert count_rows(db, body["subject_id"]) == 1
-    assert (caller, retried.json()["id"]) in bound_keys(db, key)
+    assert (caller.name, retried.json()["id"]) in bound_keys(db, key)
 
 
 def expire(db: Engine, client_id: str, key: str, age: timedelta) -> None:
@@ -271,17 +281,17 @@ def expire(db: Engine, client_id: str, key: str, age: timedelta) -> None:
 async def test_an_expired_key_is_forgotten(client: httpx.AsyncClient, db: Engine) -> None:
     subject = subject_id()
     key = new_key()
-    caller = new_client()
+    caller = await new_client(client)
     first_body = assessment_body(subject=subject)
     second_body = assessment_body(subject=subject, value=40, comparator=None)
     first = await post(client, first_body, key=key, client_id=caller)
     assert first.status_code == 201
 
     # Still within the 24-hour TTL: the key is bound.
-    expire(db, caller, key, timedelta(hours=23))
+    expire(db, caller.name, key, timedelta(hours=23))
     assert (await post(client, second_body, key=key, client_id=caller)).status_code == 422
 
-    expire(db, caller, key, timedelta(hours=24, minutes=1))
+    expire(db, caller.name, key, timedelta(hours=24, minutes=1))
     second = await post(client, second_body, key=key, client_id=caller)
 
     assert second.status_code == 201, second.text
@@ -290,7 +300,7 @@ async def test_an_expired_key_is_forgotten(client: httpx.AsyncClient, db: Engine
     assert second.json()["eligibility"]["status"] == "ineligible"
     assert second.json()["audit"]["idempotency_key"] == key
     assert count_rows(db, subject) == 2
-    assert bound_keys(db, key) == [(caller, second.json()["id"])]
+    assert bound_keys(db, key) == [(caller.name, second.json()["id"])]
     # The key is now bound to the new decision: a retry replays it, the first body is refused.
     retry = await post(client, second_body, key=key, client_id=caller)
     assert retry.headers["idempotent-replayed"] == "true"
@@ -360,7 +370,7 @@ async def test_a_quoted_key_is_the_bare_key(
     assert second.json()["id"] == first.json()["id"]
     assert first.json()["audit"]["idempotency_key"] == key
     assert count_rows(db, body["subject_id"]) == 1
-    assert bound_keys(db, key) == [("unidentified", first.json()["id"])]
+    assert bound_keys(db, key) == [(await caller_of(client), first.json()["id"])]
 
 
 async def test_the_key_is_recorded_on_the_audit_row(client: httpx.AsyncClient, db: Engine) -> None:

@@ -78,7 +78,7 @@ async def test_unreachable_database_is_503_everywhere_it_matters() -> None:
         environment=Environment.TEST,
         db_connect_timeout_s=1,
     )
-    async for client in app_client(settings):
+    async for client in app_client(settings, with_key=False):
         created = await client.post(
             "/v1/assessments",
             content=json.dumps(assessment_body(subject=subject_id())),
@@ -87,6 +87,7 @@ async def test_unreachable_database_is_503_everywhere_it_matters() -> None:
         ready = await client.get("/readyz")
         alive = await client.get("/healthz")
 
+        # Even the caller's key cannot be checked: 503, never a 401 that would blame the credential.
         assert created.status_code == 503
         assert created.json()["type"] == "/problems/audit-store-unavailable"
         assert "127.0.0.1" not in created.text

@@ -27,7 +27,7 @@ from app.domain.il6 import Comparator, measure
 from app.domain.specimen import Specimen, SpecimenType
 from app.interop.fhir import SPECIMEN_TYPES, translate
 from app.interop.fhir_decision import RISK_GROUP_SYSTEM, decision_bundle, module_canonical
-from app.interop.fhir_documents import MAX_DEPTH, too_deep
+from app.interop.fhir_documents import MAX_DEPTH, check_depth, too_deep
 from app.interop.fhir_release import AnyBundle
 from app.service.documents import Submission, decision_document
 from tests.factories import assessment_body
@@ -512,16 +512,19 @@ def _nested(depth: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("depth", [40, 200])
 def test_a_document_nested_too_deeply_is_refused_before_it_is_read(depth: int) -> None:
-    """fhir.resources reads recursively and failed (RecursionError, a 500) on extensions ~200 deep."""
+    """fhir.resources reads recursively and failed (RecursionError, a 500) on extensions ~200 deep. The body
+    parser refuses such a body first; the FHIR reader refuses a parsed document that reaches it otherwise."""
     document = observation(extension=[_nested(depth)])
     assert too_deep(document)
 
-    [(pointer, message)] = refusals(document)
-    in_a_bundle = refusals(bundle(document))
-
-    assert pointer == ""
-    assert f"at most {MAX_DEPTH} levels" in message
-    assert [found for found, _ in in_a_bundle] == [""]
+    for sent in (document, bundle(document)):
+        with pytest.raises(RequestValidationError) as refused:
+            read(sent)
+        [error] = refused.value.errors()
+        assert "nested too deeply" in str(error["ctx"]["error"])
+    with pytest.raises(InvalidInput, match=f"at most {MAX_DEPTH} levels") as checked:
+        check_depth(document, ())
+    assert checked.value.pointer == ""
 
 
 def test_a_document_within_the_depth_limit_is_read() -> None:

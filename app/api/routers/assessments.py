@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 
+from app.api.auth import Assessor, Reader
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import ExactJSONRoute, require_json_if_body
 from app.api.fhir import FHIR_CONTENT, fhir_decision, fhir_release, prefers_fhir
@@ -90,6 +91,7 @@ async def create_assessment(
     request: Request,
     response: Response,
     service: Service,
+    _: Assessor,
     caller: CallerDep,
     fhir: Annotated[FhirForms, Depends(get_fhir_forms)],
     idempotency_key: Annotated[
@@ -143,10 +145,10 @@ def _name_classifier(response: Response, out: AssessmentOut) -> None:
     },
 )
 async def get_assessment(
-    assessment_id: uuid.UUID, request: Request, response: Response, service: Service
+    assessment_id: uuid.UUID, request: Request, response: Response, service: Service, reader: Reader
 ) -> AssessmentOut | Response:
-    """Read a recorded decision, exactly as it was given."""
-    recorded = await service.get(assessment_id)
+    """Read a recorded decision, exactly as it was given (404 for a decision of another site)."""
+    recorded = await service.get(assessment_id, reader.sites)
     if recorded is None:
         raise HTTPException(404, "No assessment with this id.")
     out = AssessmentOut.from_record(recorded)
@@ -171,11 +173,11 @@ async def get_assessment(
     ),
 )
 async def replay_assessment(
-    assessment_id: uuid.UUID, service: Service, body: ReplayIn | None = None
+    assessment_id: uuid.UUID, service: Service, reader: Reader, body: ReplayIn | None = None
 ) -> ReplayOut:
     """Decide a recorded input again and compare: under its own classifier version (which must reproduce
     it), or under another version to see what would change. Records nothing."""
-    replay = await service.replay(assessment_id, None if body is None else body.classifier)
+    replay = await service.replay(assessment_id, reader.sites, None if body is None else body.classifier)
     if replay is None:
         raise HTTPException(404, "No assessment with this id.")
     return ReplayOut(
@@ -194,11 +196,12 @@ async def replay_assessment(
 async def list_subject_assessments(
     subject_id: Annotated[str, Path(pattern=IDENTIFIER_PATTERN)],
     service: Service,
+    reader: Reader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> AssessmentPage:
-    """List a subject's recorded decisions, newest first, a page at a time."""
-    page = await service.list_for_subject(subject_id, limit=limit, cursor=cursor)
+    """List a subject's recorded decisions within the caller's sites, newest first, a page at a time."""
+    page = await service.list_for_subject(subject_id, reader.sites, limit=limit, cursor=cursor)
     return AssessmentPage(
         items=[AssessmentOut.from_record(item) for item in page.items], next_cursor=page.next_cursor
     )

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
+from app.api.auth import requires, requires_every_site
 from app.api.deps import get_audit
 from app.api.exact_json import ExactJSONRoute, require_json
 from app.api.problems import (
@@ -24,11 +25,17 @@ from app.api.problems import (
     responses,
 )
 from app.api.schemas.audit import CheckpointOut, VerificationOut, VerifyIn
+from app.domain.access import Scope
 from app.domain.audit import RECORD_FIELDS
 from app.service.audit import AuditService, ExportRange
 from app.service.checkpoints import public_key_text
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ExactJSONRoute)
+router = APIRouter(
+    prefix="/v1/audit",
+    tags=["audit"],
+    route_class=ExactJSONRoute,
+    dependencies=[Depends(requires(Scope.READ))],
+)
 Audit = Annotated[AuditService, Depends(get_audit)]
 SequenceNumber = Annotated[int, Query(ge=1, le=2**63 - 1)]
 
@@ -128,6 +135,7 @@ async def _csv(records: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
         **responses(VALIDATION, STORE_UNAVAILABLE),
     },
     response_class=StreamingResponse,
+    dependencies=[Depends(requires_every_site(Scope.READ))],
 )
 async def export(
     audit: Audit,

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from app.api.auth import requires
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute
 from app.api.intake import PLAIN_JSON, Form, Intake, plain_submission
@@ -36,6 +37,7 @@ from app.api.problems import (
 )
 from app.api.request_log import code_location
 from app.api.schemas.assessments import AssessmentOut
+from app.domain.access import Scope
 from app.service.assessments import AssessmentService, RawRequest
 from app.service.errors import StoreUnavailable
 
@@ -160,6 +162,7 @@ async def _problem(request: Request, error: Exception, index: int) -> Response:
 @router.post(
     "/assessments/batch",
     response_model=BatchOut,
+    dependencies=[Depends(requires(Scope.ASSESS))],
     openapi_extra={
         "requestBody": {
             "required": True,

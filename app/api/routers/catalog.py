@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
+from app.api.auth import requires
 from app.api.deps import get_registry
 from app.api.problems import NOT_FOUND, responses
 from app.api.schemas.catalog import (
@@ -21,7 +22,7 @@ from app.domain.classifiers.base import VersionStatus
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
 from app.domain.sources import Source
 
-router = APIRouter(prefix="/v1", tags=["reference"])
+router = APIRouter(prefix="/v1", tags=["reference"], dependencies=[Depends(requires(None))])
 Registry = Annotated[ClassifierRegistry, Depends(get_registry)]
 
 

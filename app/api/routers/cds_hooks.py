@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.api.auth import requires
 from app.api.deps import CallerDep, get_assessments
 from app.api.exact_json import JSON_MEDIA_TYPE, ExactJSONRoute, parse_exact_json, require_json
 from app.api.intake import Intake
@@ -22,6 +23,7 @@ from app.api.problems import (
     problem_response,
     responses,
 )
+from app.domain.access import Scope
 from app.domain.errors import InvalidInput
 from app.interop.cds_hooks import (
     CDS_HOOKS_MEDIA_TYPE,
@@ -61,7 +63,12 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
     return inlined
 
 
-@router.get("/cds-services", response_model=Discovery, response_model_exclude_none=True)
+@router.get(
+    "/cds-services",
+    response_model=Discovery,
+    response_model_exclude_none=True,
+    dependencies=[Depends(requires(None))],
+)
 async def discover_cds_services() -> Discovery:
     """List the CDS services offered here (CDS Hooks discovery)."""
     return DISCOVERY
@@ -71,7 +78,7 @@ async def discover_cds_services() -> Discovery:
     f"/cds-services/{SERVICE_ID}",
     response_model=CardsResponse,
     response_model_exclude_none=True,
-    dependencies=[Depends(require_json)],
+    dependencies=[Depends(requires(Scope.ASSESS)), Depends(require_json)],
     openapi_extra={
         "requestBody": {
             "required": True,

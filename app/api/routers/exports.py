@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from app.api.auth import Reader
 from app.api.deps import get_audit
 from app.api.problems import STORE_UNAVAILABLE, VALIDATION, responses
 from app.api.schemas.common import IDENTIFIER_PATTERN
@@ -54,16 +55,18 @@ def create_router(study_id: str) -> APIRouter:
     )
     async def export_sdtm_lb(
         audit: Audit,
+        reader: Reader,
         from_seq: SequenceNumber = 1,
         to_seq: SequenceNumber | None = None,
         site_id: Annotated[
             str | None, Query(pattern=IDENTIFIER_PATTERN, description="Only this site's decisions.")
         ] = None,
     ) -> StreamingResponse:
-        """Stream recorded decisions (audit sequence from_seq..to_seq) as an SDTM-shaped LB dataset in CSV."""
+        """Stream recorded decisions (audit sequence from_seq..to_seq) of the caller's sites as an
+        SDTM-shaped LB dataset in CSV."""
         # Read from the chain's start whatever the range, so that LBSEQ does not depend on it.
         records = await audit.export(ExportRange(to_seq=to_seq))
-        rows = lb_rows(records, study_id, from_seq=from_seq, site_id=site_id)
+        rows = lb_rows(records, study_id, from_seq=from_seq, site_id=site_id, visible=reader.sites.permits)
         return StreamingResponse(
             _csv(rows),
             media_type=CSV_MEDIA_TYPE,

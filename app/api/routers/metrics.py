@@ -1,0 +1,26 @@
+"""Prometheus metrics: behind the read scope unless the deployment serves them openly on purpose."""
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.api.auth import requires
+from app.domain.access import Scope
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def create_router(*, public: bool) -> APIRouter:
+    """``public``: no credentials needed (IL6_METRICS_PUBLIC, for a scraper on a private network)."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=[] if public else [Depends(requires(Scope.READ))],
+        responses={200: {"description": "Prometheus text exposition.", "content": {PROMETHEUS_TEXT: {}}}},
+    )
+    async def metrics(request: Request) -> Response:
+        """The service's metrics in Prometheus text format (no subject id, value or secret in any label)."""
+        body, content_type = request.app.state.access.metrics.render()
+        return Response(body, media_type=content_type)
+
+    return router

@@ -1,0 +1,137 @@
+"""A body nested deeper than MAX_JSON_DEPTH is refused by a scan of its bytes, before json.loads recurses."""
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Body, FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.api.exact_json import MAX_JSON_DEPTH, ExactJSONRoute, nested_too_deeply, parse_exact_json
+from app.interop.fhir_documents import MAX_DEPTH, too_deep
+
+TOO_DEEP = "the document is nested too deeply"
+
+
+def arrays(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def objects(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def test_the_limit_is_the_fhir_documents_limit() -> None:
+    assert MAX_JSON_DEPTH == MAX_DEPTH == 64
+
+
+@pytest.mark.parametrize("nested", [arrays, objects])
+def test_nesting_up_to_the_limit_is_read(nested: Any) -> None:
+    parse_exact_json(nested(MAX_JSON_DEPTH))
+
+
+@pytest.mark.parametrize("nested", [arrays, objects])
+def test_nesting_past_the_limit_is_refused(nested: Any) -> None:
+    with pytest.raises(json.JSONDecodeError, match=TOO_DEEP):
+        parse_exact_json(nested(MAX_JSON_DEPTH + 1))
+
+
+def test_mixed_nesting_counts_objects_and_arrays_alike() -> None:
+    document: Any = 1
+    for level in range(MAX_JSON_DEPTH + 1):
+        document = {"a": document} if level % 2 else [document]
+    with pytest.raises(json.JSONDecodeError, match=TOO_DEEP):
+        parse_exact_json(json.dumps(document).encode())
+    parse_exact_json(json.dumps(document[0]).encode())
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000, arrays(100_000)])
+def test_a_hostile_depth_is_refused_quickly_without_recursion(body: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(json.JSONDecodeError, match=TOO_DEEP) as refused:
+        parse_exact_json(body)
+    assert time.perf_counter() - started < 1
+    assert refused.value.__context__ is None  # refused by the scan, not by a RecursionError from json.loads
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 200,
+        "{" * 200,
+        "]" * 10 + "[" * 200 + '\\"',
+        '\\"' + "[" * 200,
+        "\\\\" * 3 + "[" * 200 + '\\\\\\"' + "{" * 200,
+        "\u00e9\U0001f9ea" + "[" * 200,
+    ],
+)
+def test_brackets_inside_strings_do_not_count(text: str) -> None:
+    body = json.dumps({"note": text, "values": [[text], {"k": text}], text: 1}).encode()
+    assert parse_exact_json(body)["note"] == text
+
+
+def test_an_escaped_backslash_ends_before_the_closing_quote() -> None:
+    # "\\" is one backslash: the quote after it closes the string, and the brackets after that count.
+    body = b'["\\\\", ' + arrays(MAX_JSON_DEPTH) + b"]"
+    with pytest.raises(json.JSONDecodeError, match=TOO_DEEP):
+        parse_exact_json(body)
+    assert parse_exact_json(b'["\\\\", ' + arrays(MAX_JSON_DEPTH - 1) + b"]")[0] == "\\"
+
+
+def test_an_unterminated_string_is_not_mistaken_for_depth() -> None:
+    with pytest.raises(json.JSONDecodeError) as refused:
+        parse_exact_json(b'["' + b"[" * 200 + b"]")
+    assert refused.value.msg != TOO_DEEP
+
+
+def test_numbers_stay_exact_after_the_scan() -> None:
+    body = b'{"values": ' + b"[" * 60 + b"1.1" + b"]" * 60 + b', "n": "[[[["}'
+    document = parse_exact_json(body)
+    inner = document["values"]
+    for _ in range(59):
+        inner = inner[0]
+    assert inner == [Decimal("1.1")]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ a\u00e9'),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\ a', max_size=4), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@given(json_values, st.integers(min_value=0, max_value=8))
+def test_the_scan_agrees_with_a_walk_of_the_parsed_document(document: Any, limit: int) -> None:
+    assert nested_too_deeply(json.dumps(document).encode(), limit) == too_deep(document, limit)
+
+
+async def test_a_too_deep_body_is_a_422_json_invalid_error() -> None:
+    router = APIRouter(route_class=ExactJSONRoute)
+
+    @router.post("/echo")
+    async def echo(body: Any = Body()) -> Any:
+        return body
+
+    app = FastAPI()
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        deep = await client.post(
+            "/echo", content=arrays(MAX_JSON_DEPTH + 1), headers={"content-type": "application/json"}
+        )
+        fine = await client.post(
+            "/echo", content=arrays(MAX_JSON_DEPTH), headers={"content-type": "application/json"}
+        )
+
+    assert deep.status_code == 422
+    [error] = deep.json()["detail"]
+    assert error["type"] == "json_invalid"
+    assert error["ctx"] == {"error": TOO_DEEP}
+    assert fine.status_code == 200

@@ -231,11 +231,9 @@ def _operator() -> str:
 
 
 def _key_line(info: "KeyInfo") -> str:
-    from datetime import UTC, datetime
-
     expires = "never" if info.expires_at is None else info.expires_at.isoformat()
     return (
-        f"{info.key_id}  {info.name:24}  {info.state(datetime.now(UTC)).value:8}  "
+        f"{info.key_id}  {info.name:24}  {info.state.value:8}  "
         f"scopes={','.join(sorted(info.scopes))}  sites={info.sites.describe()}  expires={expires}"
     )
 
@@ -351,7 +349,12 @@ def keys_bootstrap() -> None:
     if settings.environment is Environment.PRODUCTION:
         typer.echo("refused: production keys are made with il6 keys create", err=True)
         raise typer.Exit(1)
-    new = asyncio.run(_key_service().bootstrap_local_admin(path, created_by=_operator()))
+    from app.service.access import KeyNameTaken
+
+    try:
+        new = asyncio.run(_key_service().bootstrap_local_admin(path, created_by=_operator()))
+    except KeyNameTaken:  # another bootstrap made it at the same moment
+        new = None
     if new is not None:
         typer.echo(f"Created the local admin key '{new.info.name}' (every scope, every site).")
         typer.echo(f'It is in {path}; send it as: -H "Authorization: Bearer $(cat {path})"')

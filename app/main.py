@@ -3,7 +3,7 @@
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from functools import partial
@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import problems
-from app.api.auth import ACCESS_PROBLEMS, requires
+from app.api.auth import ACCESS_PROBLEMS, AuthenticationMiddleware, requires
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import Access, Services
 from app.api.intake import plain_submission
@@ -75,6 +75,20 @@ async def _refuse_a_login_that_can_alter_the_audit_trail(engine: AsyncEngine) ->
         )
 
 
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", *DOCS_PATHS, redcap_routes.TRIGGER_PATH})
+"""Paths that answer without an API credential: the probes, the contract and its pages, and the REDCap
+trigger (which REDCap cannot give a header; it carries its own URL secret)."""
+
+
+def public_paths(*, metrics_public: bool) -> Callable[[str], bool]:
+    def is_public(path: str) -> bool:
+        return (
+            path in PUBLIC_PATHS or path.startswith("/problems/") or (metrics_public and path == "/metrics")
+        )
+
+    return is_public
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -101,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
-        keys=KeyService(unit_of_work),
+        keys=KeyService(unit_of_work, partial(UnitOfWork, create_session_factory(engine, read_only=True))),
         batch_max_items=settings.batch_max_items,
     )
     oidc_config = OidcConfig.from_settings(settings)
@@ -157,7 +171,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         per_path={batch.BATCH_PATH: settings.max_batch_body_bytes},
     )
-    if settings.cors_allow_origins:  # off unless origins are configured
+    app.add_middleware(
+        AuthenticationMiddleware, is_public=public_paths(metrics_public=settings.metrics_public)
+    )
+    if settings.cors_allow_origins:  # off unless origins are configured; outside: a preflight has no key
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,

@@ -171,14 +171,14 @@ class Settings(BaseSettings):
         "on first start; development only.",
     )
     rate_limit_per_minute: int = Field(
-        default=1200,
+        default=3000,
         ge=0,
         le=1_000_000,
         description="Requests each caller (key or token client) may make per minute, per server process; "
         "0: no limit. Past it: 429 with Retry-After.",
     )
     rate_limit_burst: int = Field(
-        default=120, ge=1, le=100_000, description="Requests a caller may make at once above its rate."
+        default=300, ge=1, le=100_000, description="Requests a caller may make at once (the bucket's size)."
     )
     cors_allow_origins: list[str] = Field(
         default_factory=list,

@@ -1,8 +1,9 @@
 """Who is calling: a bearer credential (an API key, or an OIDC access token) resolved to a Principal.
 
 Every route but the health probes, the OpenAPI document and the problem type pages depends on one of the
-``requires`` dependencies below. A refusal is counted and logged by reason and request id, never with the
-credential; the request log names the authenticated caller.
+``requires`` dependencies below. A refused credential is counted and logged here by reason and request id,
+never with the credential (a refused operation, wherever it is refused, by the Forbidden handler); the
+request log names the authenticated caller.
 """
 
 import logging
@@ -11,8 +12,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as ASGIScope
 
-from app.api.problems import FORBIDDEN, RATE_LIMITED, UNAUTHENTICATED, ProblemType
+from app.api.problems import FORBIDDEN, RATE_LIMITED, UNAUTHENTICATED, ProblemType, handled
 from app.domain.access import Principal, Scope
 from app.service.errors import Forbidden, RateLimited, Unauthenticated
 
@@ -25,6 +28,9 @@ bearer = HTTPBearer(
     "configured OAuth2/OIDC issuer.",
 )
 
+PRINCIPAL = "principal"
+"""Where the middleware leaves the authenticated caller in the request's state."""
+
 ACCESS_PROBLEMS: tuple[ProblemType, ...] = (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED)
 """What any protected route may answer before it runs."""
 
@@ -33,15 +39,42 @@ def _request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", "-"))
 
 
-async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-) -> Principal:
+class AuthenticationMiddleware:
+    """Checks the credential of every request to a protected path before anything else reads it: no body
+    is read, parsed or validated, and no route is told apart from another, for an unknown caller.
+
+    ``is_public(path)``: the paths that answer anyone (probes, the contract, problem type pages).
+    """
+
+    def __init__(self, app: ASGIApp, is_public: Callable[[str], bool]) -> None:
+        self.app = app
+        self.is_public = is_public
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            principal = await _principal_of(request)
+        except Exception as refused:  # answered by the service's own handlers (401, 429, 503)
+            answer = await handled(request, refused)
+            if answer is None:
+                raise
+            await answer(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL] = principal
+        await self.app(scope, receive, send)
+
+
+async def _principal_of(request: Request) -> Principal:
     """The caller behind the request's bearer credential, within its rate limit."""
     access = request.app.state.access
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     try:
-        if credentials is None:
+        if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("missing")
-        token = credentials.credentials
+        token = token.strip()
         if access.oidc is not None and token.count(".") == 2:
             principal: Principal = await access.oidc.verify(token)
         else:
@@ -60,23 +93,22 @@ async def authenticate(
     return principal
 
 
-def refuse(request: Request, principal: Principal, reason: str, detail: str) -> Forbidden:
-    """A Forbidden to raise, counted and logged (by reason and caller, never by what was asked)."""
-    request.app.state.access.metrics.authorisation_failed(reason)
-    logger.warning(
-        "authorisation refused: %s caller=%s request_id=%s", reason, principal.name, _request_id(request)
-    )
-    return Forbidden(reason, detail)
+async def authenticate(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> Principal:
+    """The caller the AuthenticationMiddleware admitted (the bearer parameter documents the scheme)."""
+    principal: Principal | None = request.scope.get("state", {}).get(PRINCIPAL)
+    if principal is None:  # a protected route the middleware took for public: refuse, never guess
+        raise Unauthenticated("not-checked")
+    return principal
 
 
 def requires(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting callers that hold ``scope`` (None: any authenticated caller)."""
 
-    async def dependency(
-        request: Request, principal: Annotated[Principal, Depends(authenticate)]
-    ) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if scope is not None and not principal.allows(scope):
-            raise refuse(request, principal, "missing-scope", f"This operation needs the '{scope}' scope.")
+            raise Forbidden("missing-scope", f"This operation needs the '{scope}' scope.")
         return principal
 
     dependency.__name__ = f"requires_{scope or 'any'}"
@@ -87,9 +119,9 @@ def requires_every_site(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency for data that spans sites (the audit trail itself): ``scope`` and every site."""
     inner = requires(scope)
 
-    async def dependency(request: Request, principal: Annotated[Principal, Depends(inner)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(inner)]) -> Principal:
         if not principal.sites.every_site:
-            raise refuse(request, principal, "not-every-site", "This operation needs access to every site.")
+            raise Forbidden("not-every-site", "This operation needs access to every site.")
         return principal
 
     dependency.__name__ = f"requires_{scope}_every_site"

@@ -4,15 +4,42 @@ Each problem type has a stable URI under ``/problems/``; the service serves a sh
 """
 
 import logging
-from dataclasses import dataclass
 from typing import Any, cast
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.problem_types import (
+    ALREADY_SUPERSEDED,
+    APPEND_CONFLICT,
+    BAD_REQUEST,
+    CHAIN_BROKEN,
+    FORBIDDEN,
+    IDEMPOTENCY_KEY_REUSED,
+    INTERNAL,
+    INVALID_CHECKPOINT,
+    ISSUER_UNAVAILABLE,
+    KEY_NAME_TAKEN,
+    KEY_REVOKED,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    NOT_READY,
+    PAYLOAD_TOO_LARGE,
+    PROBLEM_TYPES,
+    RATE_LIMITED,
+    REPLAY_UNAVAILABLE,
+    REQUEST_IN_PROGRESS,
+    SOURCE_NOT_ACCEPTED,
+    STORE_UNAVAILABLE,
+    UNAUTHENTICATED,
+    UNSUPPORTED_MEDIA_TYPE,
+    UPSTREAM_UNAVAILABLE,
+    VALIDATION,
+    ProblemType,
+)
 from app.domain.classifiers.base import ClassifierDefinitionError
 from app.domain.errors import InvalidInput
 from app.interop.redcap import InvalidRecord
@@ -30,180 +57,48 @@ from app.service.errors import AppendConflict, Forbidden, RateLimited, StoreUnav
 from app.service.oidc import IssuerUnavailable
 from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
 
+__all__ = [
+    "ALREADY_SUPERSEDED",
+    "APPEND_CONFLICT",
+    "BAD_REQUEST",
+    "CHAIN_BROKEN",
+    "FORBIDDEN",
+    "IDEMPOTENCY_KEY_REUSED",
+    "INTERNAL",
+    "INVALID_CHECKPOINT",
+    "ISSUER_UNAVAILABLE",
+    "KEY_NAME_TAKEN",
+    "KEY_REVOKED",
+    "METHOD_NOT_ALLOWED",
+    "NOT_FOUND",
+    "NOT_READY",
+    "PAYLOAD_TOO_LARGE",
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_TYPES",
+    "RATE_LIMITED",
+    "REPLAY_UNAVAILABLE",
+    "REQUEST_IN_PROGRESS",
+    "SOURCE_NOT_ACCEPTED",
+    "STORE_UNAVAILABLE",
+    "UNAUTHENTICATED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "UPSTREAM_UNAVAILABLE",
+    "VALIDATION",
+    "FieldError",
+    "Problem",
+    "ProblemResponse",
+    "ProblemType",
+    "handled",
+    "install",
+    "internal_error",
+    "problem_response",
+    "responses",
+]
+
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("app.access")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-
-
-@dataclass(frozen=True)
-class ProblemType:
-    slug: str
-    title: str
-    status: int
-    description: str
-
-    @property
-    def uri(self) -> str:
-        return f"/problems/{self.slug}"
-
-
-VALIDATION = ProblemType(
-    "validation-error",
-    "Request is not valid",
-    422,
-    "The request is well-formed JSON but does not satisfy the contract; 'errors' lists each field.",
-)
-UNSUPPORTED_MEDIA_TYPE = ProblemType(
-    "unsupported-media-type",
-    "Unsupported media type",
-    415,
-    "The request body must be JSON (Content-Type: application/json, UTF-8).",
-)
-NOT_FOUND = ProblemType("not-found", "Not found", 404, "No such resource.")
-METHOD_NOT_ALLOWED = ProblemType(
-    "method-not-allowed", "Method not allowed", 405, "The resource does not support this method; see Allow."
-)
-PAYLOAD_TOO_LARGE = ProblemType(
-    "payload-too-large", "Request body too large", 413, "The request body exceeds the configured limit."
-)
-BAD_REQUEST = ProblemType("bad-request", "Bad request", 400, "The request could not be read.")
-STORE_UNAVAILABLE = ProblemType(
-    "audit-store-unavailable",
-    "Audit store unavailable",
-    503,
-    "The audit store could not be reached or could not confirm the record, so no decision was given. "
-    "Retry after Retry-After seconds with the same Idempotency-Key: if the record was in fact committed, "
-    "the retry returns it instead of deciding twice.",
-)
-REQUEST_IN_PROGRESS = ProblemType(
-    "request-in-progress",
-    "Request in progress",
-    409,
-    "A request with the same Idempotency-Key is still being decided; retry after it completes.",
-)
-IDEMPOTENCY_KEY_REUSED = ProblemType(
-    "idempotency-key-reused",
-    "Idempotency-Key reused",
-    422,
-    "This Idempotency-Key was first sent with a different request; a new request needs a new key.",
-)
-ALREADY_SUPERSEDED = ProblemType(
-    "already-superseded",
-    "Already superseded",
-    409,
-    "The decision named in 'supersedes' was corrected already; correct the newest decision instead.",
-)
-APPEND_CONFLICT = ProblemType(
-    "append-conflict",
-    "Conflicting write",
-    409,
-    "A record written at the same moment conflicts with this one; nothing was recorded. Retry.",
-)
-CHAIN_BROKEN = ProblemType(
-    "audit-chain-broken",
-    "Audit chain broken",
-    409,
-    "The audit chain no longer extends the last checkpoint this service signed (records were cut or "
-    "rewritten), so it signs no checkpoint; `il6 audit verify` finds the broken link.",
-)
-INVALID_CHECKPOINT = ProblemType(
-    "invalid-checkpoint",
-    "Invalid checkpoint",
-    422,
-    "A checkpoint is malformed or its signature does not verify under this service's key.",
-)
-REPLAY_UNAVAILABLE = ProblemType(
-    "replay-unavailable",
-    "Replay unavailable",
-    409,
-    "The classifier version that made the decision is not loaded with its recorded digest.",
-)
-NOT_READY = ProblemType(
-    "not-ready",
-    "Not ready",
-    503,
-    "The database is unreachable or not at the newest schema migration.",
-)
-UPSTREAM_UNAVAILABLE = ProblemType(
-    "upstream-unavailable",
-    "Upstream system unavailable",
-    502,
-    "A system the result had to be read from (REDCap) could not be reached, or answered with an error or in "
-    "an unexpected shape, so nothing was decided. What it answered is not repeated.",
-)
-SOURCE_NOT_ACCEPTED = ProblemType(
-    "source-not-accepted",
-    "Source not accepted",
-    403,
-    "The request names a source (a REDCap project) this service is not configured to accept; nothing was "
-    "read or decided.",
-)
-UNAUTHENTICATED = ProblemType(
-    "unauthenticated",
-    "Credentials not accepted",
-    401,
-    "The request carries no bearer credential, or one that is unknown, malformed, expired or revoked. Send "
-    "Authorization: Bearer <API key or access token>.",
-)
-FORBIDDEN = ProblemType(
-    "forbidden",
-    "Not allowed",
-    403,
-    "The credential is valid but does not allow this operation: a scope it lacks (assess, read, admin), a "
-    "site it is not given, or data that needs access to every site.",
-)
-RATE_LIMITED = ProblemType(
-    "rate-limited",
-    "Too many requests",
-    429,
-    "This caller has used its request allowance for now; retry after Retry-After seconds.",
-)
-KEY_NAME_TAKEN = ProblemType(
-    "key-name-taken",
-    "Key name taken",
-    409,
-    "A key with this name exists, or existed: the audit trail names callers by key name, so names are "
-    "never reused.",
-)
-KEY_REVOKED = ProblemType("key-revoked", "Key revoked", 409, "The key is revoked; it can no longer change.")
-ISSUER_UNAVAILABLE = ProblemType(
-    "issuer-unavailable",
-    "Identity provider unavailable",
-    503,
-    "The configured OIDC issuer's signing keys could not be fetched, so the access token could not be "
-    "checked. Retry after Retry-After seconds.",
-)
-INTERNAL = ProblemType("internal-error", "Internal error", 500, "An unexpected error; it was logged.")
-
-PROBLEM_TYPES = {
-    problem.slug: problem
-    for problem in (
-        VALIDATION,
-        UNSUPPORTED_MEDIA_TYPE,
-        NOT_FOUND,
-        METHOD_NOT_ALLOWED,
-        PAYLOAD_TOO_LARGE,
-        BAD_REQUEST,
-        STORE_UNAVAILABLE,
-        REQUEST_IN_PROGRESS,
-        IDEMPOTENCY_KEY_REUSED,
-        ALREADY_SUPERSEDED,
-        APPEND_CONFLICT,
-        INVALID_CHECKPOINT,
-        CHAIN_BROKEN,
-        REPLAY_UNAVAILABLE,
-        NOT_READY,
-        UPSTREAM_UNAVAILABLE,
-        SOURCE_NOT_ACCEPTED,
-        UNAUTHENTICATED,
-        FORBIDDEN,
-        RATE_LIMITED,
-        KEY_NAME_TAKEN,
-        KEY_REVOKED,
-        ISSUER_UNAVAILABLE,
-        INTERNAL,
-    )
-}
 
 
 class FieldError(BaseModel):
@@ -379,13 +274,31 @@ async def _classifier_definition(_request: Request, exc: Exception) -> ProblemRe
     return problem_response(INTERNAL, detail="A classifier definition failed a check.")
 
 
-async def _unauthenticated(_request: Request, _exc: Exception) -> ProblemResponse:
-    # RFC 6750 3: a bearer challenge; the reason stays in the log, the caller only learns it was refused.
-    return problem_response(UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="il6"'})
+async def _unauthenticated(_request: Request, exc: Exception) -> ProblemResponse:
+    # RFC 6750 3: a bearer challenge, with invalid_token when a credential was sent (get a new one); the
+    # reason stays in the log and the metrics.
+    sent = cast(Unauthenticated, exc).reason != "missing"
+    challenge = 'Bearer realm="il6", error="invalid_token"' if sent else 'Bearer realm="il6"'
+    return problem_response(UNAUTHENTICATED, headers={"WWW-Authenticate": challenge})
 
 
-async def _forbidden(_request: Request, exc: Exception) -> ProblemResponse:
-    return problem_response(FORBIDDEN, detail=str(exc))
+async def _forbidden(request: Request, exc: Exception) -> ProblemResponse:
+    """Counted and logged by reason and caller, never by what was asked: the scope checks and the site
+    checks of the use cases end here alike."""
+    reason = cast(Forbidden, exc).reason
+    request.app.state.access.metrics.authorisation_failed(reason)
+    state = request.scope.get("state", {})
+    access_logger.warning(
+        "authorisation refused: %s caller=%s request_id=%s",
+        reason,
+        state.get("caller", "-"),
+        state.get("request_id", "-"),
+    )
+    # RFC 6750 3.1: a missing scope is insufficient_scope; a site refusal is no matter of scope.
+    headers = {"WWW-Authenticate": 'Bearer realm="il6", error="insufficient_scope"'}
+    return problem_response(
+        FORBIDDEN, detail=str(exc), headers=headers if reason == "missing-scope" else None
+    )
 
 
 async def _rate_limited(_request: Request, exc: Exception) -> ProblemResponse:
@@ -404,6 +317,17 @@ async def _key_revoked(_request: Request, exc: Exception) -> ProblemResponse:
 async def _issuer_unavailable(_request: Request, exc: Exception) -> ProblemResponse:
     logger.error("OIDC issuer unavailable: %s", type(exc.__cause__ or exc).__name__)
     return problem_response(ISSUER_UNAVAILABLE, headers={"Retry-After": "5"})
+
+
+async def handled(request: Request, error: Exception) -> Response | None:
+    """The answer the app's own handler gives for ``error`` (outside a route: a middleware, a batch item),
+    or None when no handler knows its type."""
+    handlers = request.app.exception_handlers
+    handler = next((handlers[kind] for kind in type(error).__mro__ if kind in handlers), None)
+    if handler is None:
+        return None
+    answer: Response = await handler(request, error)
+    return answer
 
 
 def internal_error() -> ProblemResponse:

@@ -28,6 +28,9 @@ class Scope(StrEnum):
 
 CALLER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 """A caller's name as the audit trail records it (64 characters at most)."""
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+"""An API key's name: a caller's name without ':', which marks the names others are given (``oidc:<client>``,
+``redcap:<project>``, ``cli:<user>``), so that a key can never pass for one of them."""
 SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 """A site id, as decisions carry it."""
 
@@ -48,6 +51,12 @@ class SiteAccess:
 
     def describe(self) -> str:
         return "*" if self.sites is None else ",".join(sorted(self.sites))
+
+    def covers(self, other: "SiteAccess") -> bool:
+        """Whether every site ``other`` gives is given here too (an administrator's reach over a key)."""
+        if self.sites is None:
+            return True
+        return other.sites is not None and other.sites <= self.sites
 
 
 ALL_SITES = SiteAccess(None)
@@ -88,7 +97,7 @@ def parse_sites(values: Iterable[str]) -> SiteAccess:
     if not listed:
         raise ValueError("at least one site is needed, or * for every site")
     for site in listed:
-        if not SITE_ID.match(site):
+        if not SITE_ID.fullmatch(site):
             raise ValueError("a site id is letters, digits, '.', '_' or '-' (64 at most), or * alone")
     return SiteAccess(frozenset(listed))
 

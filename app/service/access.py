@@ -4,17 +4,19 @@ A key is looked up on every request, so a revoked or expired key is refused at o
 process. Only the SHA-256 of a secret is stored; the secret is shown once, when the key is created.
 """
 
+import asyncio
 import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
 from app.domain.access import (
     ALL_SITES,
-    CALLER_NAME,
+    KEY_NAME,
+    IssuedKey,
     Principal,
     Scope,
     SiteAccess,
@@ -23,7 +25,7 @@ from app.domain.access import (
     key_matches,
 )
 from app.domain.errors import InvalidInput
-from app.service.errors import Unauthenticated
+from app.service.errors import Forbidden, Unauthenticated
 from app.store.models import ApiKey, ApiKeyEvent
 from app.store.repositories import NameTaken
 from app.store.unit_of_work import UnitOfWork
@@ -56,12 +58,13 @@ class KeyEvent:
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """A key as an administrator sees it: never its secret or hash."""
+    """A key as an administrator sees it, as of the database's clock: never its secret or hash."""
 
     key_id: str
     name: str
     scopes: frozenset[Scope]
     sites: SiteAccess
+    state: KeyState
     created_at: datetime
     created_by: str
     expires_at: datetime | None
@@ -69,20 +72,20 @@ class KeyInfo:
     revoked_by: str | None
     history: tuple[KeyEvent, ...] = ()
 
-    def state(self, now: datetime) -> KeyState:
-        if self.revoked_at is not None:
-            return KeyState.REVOKED
-        if self.expires_at is not None and self.expires_at <= now:
-            return KeyState.EXPIRED
-        return KeyState.ACTIVE
-
     @classmethod
-    def from_row(cls, row: ApiKey, history: Sequence[ApiKeyEvent] = ()) -> "KeyInfo":
+    def from_row(cls, row: ApiKey, now: datetime, history: Sequence[ApiKeyEvent] = ()) -> "KeyInfo":
+        if row.revoked_at is not None:
+            state = KeyState.REVOKED
+        elif row.expires_at is not None and row.expires_at <= now:
+            state = KeyState.EXPIRED
+        else:
+            state = KeyState.ACTIVE
         return cls(
             key_id=row.key_id,
             name=row.name,
             scopes=frozenset(Scope(scope) for scope in row.scopes),
-            sites=ALL_SITES if row.sites is None else SiteAccess(frozenset(row.sites)),
+            sites=_sites(row),
+            state=state,
             created_at=row.created_at,
             created_by=row.created_by,
             expires_at=row.expires_at,
@@ -94,6 +97,10 @@ class KeyInfo:
         )
 
 
+def _sites(row: ApiKey) -> SiteAccess:
+    return ALL_SITES if row.sites is None else SiteAccess(frozenset(row.sites))
+
+
 @dataclass(frozen=True)
 class NewKey:
     info: KeyInfo
@@ -102,27 +109,32 @@ class NewKey:
 
 
 class KeyService:
+    """Keys, managed by an administrator whose ``reach`` (its own sites) bounds the keys it may see, make,
+    expire and revoke: an administrator for one site cannot mint or revoke a key for another."""
+
     def __init__(
         self,
         unit_of_work: Callable[[], UnitOfWork],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read_unit_of_work: Callable[[], UnitOfWork] | None = None,
     ) -> None:
+        """``read_unit_of_work``: for the per-request key lookup, which only reads (and on SQLite should
+        not queue for the write lock behind decisions being recorded)."""
         self._unit_of_work = unit_of_work
-        self._clock = clock
+        self._read_unit_of_work = read_unit_of_work or unit_of_work
 
     async def authenticate(self, presented: str) -> Principal:
-        """The caller a presented key stands for; Unauthenticated when it is unknown, expired or revoked."""
+        """The caller a presented key stands for; Unauthenticated when it is unknown, expired or revoked
+        (expiry judged by the database's clock, the one that set it)."""
         key_id = key_id_of(presented)
         if key_id is None:
             raise Unauthenticated("malformed-key")
-        async with self._unit_of_work() as uow:
-            row = await uow.keys.get(key_id)
-            if row is None or not key_matches(presented, row.secret_sha256):
+        async with self._read_unit_of_work() as uow:
+            found = await uow.keys.get_with_now(key_id)
+            if found is None or not key_matches(presented, found[0].secret_sha256):
                 raise Unauthenticated("unknown-key")
-            key = KeyInfo.from_row(row)
-        state = key.state(self._clock())
-        if state is not KeyState.ACTIVE:
-            raise Unauthenticated(state.value)
+            key = KeyInfo.from_row(*found)
+        if key.state is not KeyState.ACTIVE:
+            raise Unauthenticated(key.state.value)
         return Principal(key.name, key.scopes, key.sites, method="api-key")
 
     async def create(
@@ -132,12 +144,17 @@ class KeyService:
         sites: SiteAccess,
         *,
         created_by: str,
+        reach: SiteAccess = ALL_SITES,
         expires_at: datetime | None = None,
         reason: str | None = None,
+        issued: IssuedKey | None = None,
     ) -> NewKey:
-        if not CALLER_NAME.match(name):
-            raise InvalidInput("/name", "A key name is letters, digits and . _ : @ - (64 at most).")
-        issued = issue_key()
+        """A new key; ``issued``: its secret, when the caller had to hold it before the key exists."""
+        if not KEY_NAME.fullmatch(name):
+            raise InvalidInput("/name", "A key name is letters, digits and . _ @ - (64 at most).")
+        if not reach.covers(sites):
+            raise Forbidden("site", "An administrator may make keys only for sites it is given itself.")
+        issued = issued or issue_key()
         async with self._unit_of_work() as uow:
             now = await uow.keys.now()
             if expires_at is not None and expires_at <= now:
@@ -167,47 +184,61 @@ class KeyService:
                 reason=reason,
             )
             await uow.keys.record(event)
-            info = KeyInfo.from_row(row, [event])
+            info = KeyInfo.from_row(row, now, [event])
             await uow.commit()
         return NewKey(info, issued.secret)
 
-    async def list(self) -> list[KeyInfo]:
-        async with self._unit_of_work() as uow:
-            return [KeyInfo.from_row(row) for row in await uow.keys.list()]
+    async def list(self, reach: SiteAccess = ALL_SITES) -> list[KeyInfo]:
+        """Every key within ``reach``, oldest first."""
+        async with self._read_unit_of_work() as uow:
+            now = await uow.keys.now()
+            return [KeyInfo.from_row(row, now) for row in await uow.keys.list() if reach.covers(_sites(row))]
 
-    async def get(self, key_id: str) -> KeyInfo | None:
-        async with self._unit_of_work() as uow:
-            row = await uow.keys.get(key_id)
-            return None if row is None else KeyInfo.from_row(row, await uow.keys.history(key_id))
-
-    async def revoke(self, key_id: str, *, by: str, reason: str | None = None) -> KeyInfo | None:
-        """Refuse the key from now on; None when there is no such key, KeyRevoked when it is already."""
-        async with self._unit_of_work() as uow:
-            row = await uow.keys.get(key_id)
-            if row is None:
+    async def get(self, key_id: str, reach: SiteAccess = ALL_SITES) -> KeyInfo | None:
+        """The key and its history; None when there is none within ``reach``."""
+        async with self._read_unit_of_work() as uow:
+            found = await uow.keys.get_with_now(key_id)
+            if found is None or not reach.covers(_sites(found[0])):
                 return None
+            return KeyInfo.from_row(*found, await uow.keys.history(key_id))
+
+    async def revoke(
+        self, key_id: str, *, by: str, reach: SiteAccess = ALL_SITES, reason: str | None = None
+    ) -> KeyInfo | None:
+        """Refuse the key from now on; None when there is no such key within ``reach``, KeyRevoked when it
+        is revoked already."""
+        async with self._unit_of_work() as uow:
+            found = await uow.keys.get_with_now(key_id)
+            if found is None or not reach.covers(_sites(found[0])):
+                return None
+            row, now = found
             if row.revoked_at is not None:
                 raise KeyRevoked("this key is revoked already")
-            now = await uow.keys.now()
             row.revoked_at, row.revoked_by = now, by
             await uow.keys.record(
                 ApiKeyEvent(key_id=key_id, event="revoked", at=now, by=by, expires_at=None, reason=reason)
             )
-            info = KeyInfo.from_row(row, await uow.keys.history(key_id))
+            info = KeyInfo.from_row(row, now, await uow.keys.history(key_id))
             await uow.commit()
         return info
 
     async def expire(
-        self, key_id: str, *, by: str, at: datetime | None = None, reason: str | None = None
+        self,
+        key_id: str,
+        *,
+        by: str,
+        reach: SiteAccess = ALL_SITES,
+        at: datetime | None = None,
+        reason: str | None = None,
     ) -> KeyInfo | None:
         """Set when the key stops working (now when ``at`` is None; never in the past)."""
         async with self._unit_of_work() as uow:
-            row = await uow.keys.get(key_id)
-            if row is None:
+            found = await uow.keys.get_with_now(key_id)
+            if found is None or not reach.covers(_sites(found[0])):
                 return None
+            row, now = found
             if row.revoked_at is not None:
                 raise KeyRevoked("this key is revoked; its expiry no longer matters")
-            now = await uow.keys.now()
             if at is not None and at < now:
                 raise InvalidInput("/expires_at", "An expiry may be now or later, never in the past.")
             row.expires_at = at or now
@@ -216,27 +247,39 @@ class KeyService:
                     key_id=key_id, event="expiry-set", at=now, by=by, expires_at=row.expires_at, reason=reason
                 )
             )
-            info = KeyInfo.from_row(row, await uow.keys.history(key_id))
+            info = KeyInfo.from_row(row, now, await uow.keys.history(key_id))
             await uow.commit()
         return info
 
     async def bootstrap_local_admin(self, path: Path, *, created_by: str) -> NewKey | None:
-        """On a store without keys, create an admin key for every site and write it to ``path`` (0600).
+        """On a store without keys, create an admin key for every site, its secret in ``path`` (0600).
 
-        None when keys exist already: a store that has keys is never given another by this path.
+        The file is written before the key is committed, and removed if the key is not: a key whose secret
+        no one holds would leave a store with keys and no way in. None when keys exist already.
         """
-        async with self._unit_of_work() as uow:
+        async with self._read_unit_of_work() as uow:
             if await uow.keys.count() > 0:
                 return None
-        new = await self.create(
-            LOCAL_ADMIN,
-            frozenset(Scope),
-            ALL_SITES,
-            created_by=created_by,
-            reason="the local admin key, made on first start",
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(new.secret + "\n")
-        return new
+        issued = issue_key()
+        await asyncio.to_thread(_write_private, path, issued.secret + "\n")
+        try:
+            return await self.create(
+                LOCAL_ADMIN,
+                frozenset(Scope),
+                ALL_SITES,
+                created_by=created_by,
+                reason="the local admin key, made on first start",
+                issued=issued,
+            )
+        except BaseException:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            raise
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, whatever mode a file there had before."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), stat.S_IRUSR | stat.S_IWUSR)
+        file.write(text)

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, event, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,7 +61,13 @@ def configure_sqlite(engine: Engine, busy_timeout_s: float = 5.0, *, begin_immed
 
     event.listen(engine, "connect", pragmas)
     if begin_immediate:
-        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin)
+
+
+def _begin(connection: Connection) -> None:
+    """IMMEDIATE, but for a transaction marked read-only: WAL lets it read beside the one writer."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine_for(settings: Settings) -> AsyncEngine:
@@ -102,5 +108,13 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
     )
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+READ_ONLY = "il6_read_only"
+"""An execution option: the transaction only reads (on SQLite it then begins DEFERRED, sharing the file)."""
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``read_only`` ones do not take SQLite's write lock when they begin."""
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)

@@ -234,6 +234,11 @@ class ApiKeyRepository:
     async def get(self, key_id: str) -> ApiKey | None:
         return await self._session.get(ApiKey, key_id)
 
+    async def get_with_now(self, key_id: str) -> tuple[ApiKey, datetime] | None:
+        """The key and the database's clock, in one round trip (expiry is judged by the clock that set it)."""
+        row = (await self._session.execute(select(ApiKey, utcnow()).where(ApiKey.key_id == key_id))).first()
+        return None if row is None else (row[0], row[1])
+
     async def list(self) -> Sequence[ApiKey]:
         return (await self._session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.name))).all()
 

@@ -31,6 +31,7 @@ from app.api.problems import (
     UNSUPPORTED_MEDIA_TYPE,
     VALIDATION,
     Problem,
+    handled,
     internal_error,
     problem_response,
     responses,
@@ -144,9 +145,8 @@ async def _problem(request: Request, error: Exception, index: int) -> Response:
     """The problem answer the service's own handler gives for this error; for an error no handler knows,
     the bare 500 a single request would get, logged by type and code location only (its message can quote
     the item's values). Never raised: the items decided before it must still be answered."""
-    handlers = request.app.exception_handlers
-    handler = next((handlers[kind] for kind in type(error).__mro__ if kind in handlers), None)
-    if handler is None:
+    answer = await handled(request, error)
+    if answer is None:
         logger.error(
             "unexpected %s at %s in batch item %d request_id=%s",
             type(error).__name__,
@@ -155,7 +155,6 @@ async def _problem(request: Request, error: Exception, index: int) -> Response:
             request.scope.get("state", {}).get("request_id"),
         )
         return internal_error()
-    answer: Response = await handler(request, error)
     return answer
 
 

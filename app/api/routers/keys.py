@@ -1,6 +1,5 @@
 """API keys, for administrators: create (the secret is shown once), list, read, expire, revoke."""
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
@@ -27,10 +26,6 @@ Keys = Annotated[KeyService, Depends(get_keys)]
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @router.post(
     "",
     status_code=201,
@@ -48,28 +43,28 @@ async def create_key(body: KeyIn, keys: Keys, admin: Administrator, response: Re
         frozenset(body.scopes),
         sites,
         created_by=admin.name,
+        reach=admin.sites,
         expires_at=body.expires_at,
         reason=body.reason,
     )
     response.headers["Location"] = f"/v1/keys/{new.info.key_id}"
-    out = KeyOut.from_info(new.info, _now(), with_history=True)
+    out = KeyOut.from_info(new.info, with_history=True)
     return NewKeyOut(**out.model_dump(), secret=new.secret)
 
 
 @router.get("", response_model=KeyList, responses=responses(STORE_UNAVAILABLE))
-async def list_keys(keys: Keys, _: Administrator) -> KeyList:
-    """List every key, active, expired or revoked (never their secrets)."""
-    now = _now()
-    return KeyList(items=[KeyOut.from_info(info, now) for info in await keys.list()])
+async def list_keys(keys: Keys, admin: Administrator) -> KeyList:
+    """List every key within the administrator's sites, active, expired or revoked (never their secrets)."""
+    return KeyList(items=[KeyOut.from_info(info) for info in await keys.list(admin.sites)])
 
 
 @router.get("/{key_id}", response_model=KeyOut, responses=responses(NOT_FOUND, VALIDATION, STORE_UNAVAILABLE))
-async def get_key(key_id: KeyId, keys: Keys, _: Administrator) -> KeyOut:
+async def get_key(key_id: KeyId, keys: Keys, admin: Administrator) -> KeyOut:
     """Read a key and its history: who created, expired or revoked it, when and why."""
-    info = await keys.get(key_id)
+    info = await keys.get(key_id, admin.sites)
     if info is None:
         raise HTTPException(404, "No key with this id.")
-    return KeyOut.from_info(info, _now(), with_history=True)
+    return KeyOut.from_info(info, with_history=True)
 
 
 @router.post(
@@ -82,10 +77,12 @@ async def get_key(key_id: KeyId, keys: Keys, _: Administrator) -> KeyOut:
 )
 async def revoke_key(key_id: KeyId, keys: Keys, admin: Administrator, body: RevokeIn | None = None) -> KeyOut:
     """Revoke a key: every request with it is refused from now on, by every server process."""
-    info = await keys.revoke(key_id, by=admin.name, reason=None if body is None else body.reason)
+    info = await keys.revoke(
+        key_id, by=admin.name, reach=admin.sites, reason=None if body is None else body.reason
+    )
     if info is None:
         raise HTTPException(404, "No key with this id.")
-    return KeyOut.from_info(info, _now(), with_history=True)
+    return KeyOut.from_info(info, with_history=True)
 
 
 @router.post(
@@ -101,9 +98,10 @@ async def expire_key(key_id: KeyId, keys: Keys, admin: Administrator, body: Expi
     info = await keys.expire(
         key_id,
         by=admin.name,
+        reach=admin.sites,
         at=None if body is None else body.expires_at,
         reason=None if body is None else body.reason,
     )
     if info is None:
         raise HTTPException(404, "No key with this id.")
-    return KeyOut.from_info(info, _now(), with_history=True)
+    return KeyOut.from_info(info, with_history=True)

@@ -35,7 +35,8 @@ MAX_FORM_FIELDS = 100
 TRIGGER_URL_PARAMETER = "secret"
 """The query parameter of the Data Entry Trigger URL that carries IL6_REDCAP_TRIGGER_SECRET."""
 
-router = APIRouter(prefix="/v1/redcap", tags=["redcap"])
+TRIGGER_PATH = "/v1/redcap/data-entry-trigger"
+router = APIRouter(tags=["redcap"])
 
 
 class TriggerAnswer(BaseModel):
@@ -93,7 +94,7 @@ def _trigger_form(content_type: str, body: bytes) -> dict[str, str]:
 
 
 @router.post(
-    "/data-entry-trigger",
+    TRIGGER_PATH,
     status_code=202,
     response_model=TriggerAnswer,
     openapi_extra={

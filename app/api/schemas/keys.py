@@ -5,10 +5,10 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.domain.access import CALLER_NAME, SITE_ID, Scope
+from app.domain.access import KEY_NAME, SITE_ID, Scope
 from app.service.access import KeyInfo, KeyState
 
-KeyName = Annotated[str, StringConstraints(pattern=CALLER_NAME.pattern)]
+KeyName = Annotated[str, StringConstraints(pattern=KEY_NAME.pattern)]
 SiteId = Annotated[str, StringConstraints(pattern=SITE_ID.pattern)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -62,13 +62,13 @@ class KeyOut(BaseModel):
     history: list[KeyEventOut] | None = Field(None, description="Every change, oldest first (single key).")
 
     @classmethod
-    def from_info(cls, info: KeyInfo, now: datetime, *, with_history: bool = False) -> "KeyOut":
+    def from_info(cls, info: KeyInfo, *, with_history: bool = False) -> "KeyOut":
         return cls(
             key_id=info.key_id,
             name=info.name,
             scopes=sorted(info.scopes),
             sites=None if info.sites.sites is None else sorted(info.sites.sites),
-            state=info.state(now),
+            state=info.state,
             created_at=info.created_at,
             created_by=info.created_by,
             expires_at=info.expires_at,

@@ -231,7 +231,8 @@ class KeyService:
         at: datetime | None = None,
         reason: str | None = None,
     ) -> KeyInfo | None:
-        """Set when the key stops working (now when ``at`` is None; never in the past)."""
+        """Bring forward when the key stops working (now when ``at`` is None): never into the past, and
+        never later than it was, so that expiring cannot lengthen a key's life or revive an expired key."""
         async with self._unit_of_work() as uow:
             found = await uow.keys.get_with_now(key_id)
             if found is None or not reach.covers(_sites(found[0])):
@@ -239,8 +240,12 @@ class KeyService:
             row, now = found
             if row.revoked_at is not None:
                 raise KeyRevoked("this key is revoked; its expiry no longer matters")
+            if row.expires_at is not None and row.expires_at <= now:
+                raise InvalidInput("/expires_at", "This key has expired already; make a new key instead.")
             if at is not None and at < now:
                 raise InvalidInput("/expires_at", "An expiry may be now or later, never in the past.")
+            if at is not None and row.expires_at is not None and at > row.expires_at:
+                raise InvalidInput("/expires_at", "An expiry can only be brought forward, never put back.")
             row.expires_at = at or now
             await uow.keys.record(
                 ApiKeyEvent(

@@ -94,7 +94,8 @@ async def revoke_key(key_id: KeyId, keys: Keys, admin: Administrator, body: Revo
     ),
 )
 async def expire_key(key_id: KeyId, keys: Keys, admin: Administrator, body: ExpireIn | None = None) -> KeyOut:
-    """Set when a key stops working: now, or a later time (to rotate it without a gap)."""
+    """Bring forward when a key stops working: now, or a later time before any expiry it has (to rotate it
+    without a gap); an expiry is never put back."""
     info = await keys.expire(
         key_id,
         by=admin.name,

@@ -1,11 +1,18 @@
 """Audit appends per second: the real service on a fresh PostgreSQL database, driven over loopback.
 
 A benchmark, not a test. It creates a database ``il6_bench_<hex>``, migrates it (``il6 db upgrade``),
-provisions a signing key (``il6 audit keygen``), starts the service as deployed (``uvicorn
-app.main:create_app --factory``, production environment, 1 worker, ``--no-access-log``), and drives
-``POST /v1/assessments`` (each request with its own Idempotency-Key and subject) at each concurrency for a
-fixed time. It prints appends/s (201s per second), p50 and p99 latency per concurrency, then checks the
-database holds the 201s counted and that ``GET /v1/audit/verify`` is intact, and drops the database.
+provisions a signing key (``il6 audit keygen``), creates an API key with every scope for every site
+(``il6 keys create``, as the service's login, as an operator does), starts the service as deployed
+(``uvicorn app.main:create_app --factory``, production environment, 1 worker, ``--no-access-log``), and
+drives ``POST /v1/assessments`` (each request with its own Idempotency-Key and subject, and the key as its
+bearer credential) at each concurrency for a fixed time. It prints appends/s (201s per second), p50 and
+p99 latency per concurrency, then checks the database holds the 201s counted and that
+``GET /v1/audit/verify`` is intact, and drops the database (and with it the key).
+
+The service runs with ``IL6_RATE_LIMIT_PER_MINUTE=0`` (no rate limit): the one bench caller sends far more
+than a caller's allowance, and a 429 would measure the limiter, not the appends. The key never appears in
+the output: it goes to the load generators through the environment (``BENCH_API_KEY``), not the command
+line or a file.
 
 Run from the project root, with PostgreSQL reachable (TEST_POSTGRES_ADMIN_URL, as for the tests)::
 
@@ -46,6 +53,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
+from app.domain.access import API_KEY
+
 BIN = Path(sys.executable).parent
 IL6 = BIN / "il6"
 UVICORN = BIN / "uvicorn"
@@ -54,6 +63,9 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT_S = 30.0
 PATH = "/v1/assessments"
 RESULT_PREFIX = "BENCH_RESULT "
+KEY_ENVIRONMENT = "BENCH_API_KEY"
+"""How the API key reaches the load generators: the environment, never their command line (``ps``) or a
+file (the wrk script reads it with ``os.getenv``)."""
 
 BODY_TEMPLATE = (
     '{"subject_id":"%s","site_id":"PIT",'
@@ -73,6 +85,8 @@ function setup(thread)
   thread:set("tid", #threads)
 end
 
+local authorization = "Bearer " .. assert(os.getenv("%(key_environment)s"), "%(key_environment)s is not set")
+
 function init(args)
   tag = "%(tag)s-" .. tid
 end
@@ -80,7 +94,11 @@ end
 function request()
   counter = counter + 1
   local key = tag .. "-" .. counter
-  local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = key}
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = key,
+    ["Authorization"] = authorization,
+  }
   return wrk.format("POST", "%(path)s", headers, string.format('%(body)s', key))
 end
 
@@ -142,7 +160,7 @@ async def _httpx_load(url: str, concurrency: int, duration_s: float, tag: str) -
     transport_errors = 0
     counter = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **bearer(os.environ[KEY_ENVIRONMENT])}
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
         started = time.perf_counter()
         deadline = started + duration_s
@@ -195,7 +213,11 @@ def _result_line(output: str) -> dict[str, Any]:
     raise RuntimeError(f"the load generator printed no result:\n{output}")
 
 
-def run_httpx(url: str, concurrency: int, duration_s: float) -> StageResult:
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def run_httpx(url: str, concurrency: int, duration_s: float, api_key: str) -> StageResult:
     """The httpx loop in a separate process, so that it does not share an interpreter with this one."""
     command = [
         sys.executable,
@@ -211,7 +233,12 @@ def run_httpx(url: str, concurrency: int, duration_s: float) -> StageResult:
         f"h{secrets.token_hex(4)}c{concurrency}",
     ]
     completed = subprocess.run(  # noqa: S603 - our own interpreter and script, no shell
-        command, capture_output=True, text=True, timeout=duration_s + 120, check=True
+        command,
+        env={**os.environ, KEY_ENVIRONMENT: api_key},
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 120,
+        check=True,
     )
     found = _result_line(completed.stdout)
     return StageResult(
@@ -226,12 +253,20 @@ def run_httpx(url: str, concurrency: int, duration_s: float) -> StageResult:
     )
 
 
-def run_wrk(wrk: str, url: str, concurrency: int, duration_s: float, scratch: Path) -> StageResult:
+def run_wrk(
+    wrk: str, url: str, concurrency: int, duration_s: float, scratch: Path, api_key: str
+) -> StageResult:
     tag = f"w{secrets.token_hex(4)}c{concurrency}"
     script = scratch / f"post-{tag}.lua"
     script.write_text(
         WRK_SCRIPT
-        % {"tag": tag, "path": PATH, "body": BODY_TEMPLATE.replace("'", "\\'"), "prefix": RESULT_PREFIX},
+        % {
+            "tag": tag,
+            "path": PATH,
+            "body": BODY_TEMPLATE.replace("'", "\\'"),
+            "prefix": RESULT_PREFIX,
+            "key_environment": KEY_ENVIRONMENT,
+        },
         encoding="utf-8",
     )
     threads = max(1, min(concurrency, os.cpu_count() or 1))
@@ -247,7 +282,12 @@ def run_wrk(wrk: str, url: str, concurrency: int, duration_s: float, scratch: Pa
         url,
     ]
     completed = subprocess.run(  # noqa: S603 - wrk found on PATH by shutil.which, no shell
-        command, capture_output=True, text=True, timeout=duration_s + 120, check=True
+        command,
+        env={**os.environ, KEY_ENVIRONMENT: api_key},
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 120,
+        check=True,
     )
     found = _result_line(completed.stdout)
     errors = found["errors"]
@@ -302,6 +342,7 @@ $$
 
 
 def service_environment(database_url: str, state: Path, pool_size: int | None) -> dict[str, str]:
+    """The service's environment; without a rate limit (one caller sends all the load)."""
     inherited = {
         key: value
         for key, value in os.environ.items()
@@ -314,18 +355,48 @@ def service_environment(database_url: str, state: Path, pool_size: int | None) -
         "IL6_SIGNING_KEY_FILE": str(state / "audit-signing-key.pem"),
         "IL6_CHECKPOINT_FILE": str(state / "audit-checkpoints.jsonl"),
         "PYTHONUNBUFFERED": "1",
+        "IL6_RATE_LIMIT_PER_MINUTE": "0",
     }
     if pool_size is not None:
         environment["IL6_DB_POOL_SIZE"] = str(pool_size)
     return environment
 
 
-def _run(command: list[str], environment: dict[str, str], cwd: Path) -> None:
+def _run(command: list[str], environment: dict[str, str], cwd: Path) -> str:
+    """Runs a command of the project's; its standard output (never shown: it can be a secret). A failure
+    raises with its standard error only."""
     completed = subprocess.run(  # noqa: S603 - the project's own scripts, no shell
         command, env=environment, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited with {completed.returncode}:\n{completed.stderr}")
+    return completed.stdout
+
+
+def create_api_key(environment: dict[str, str], cwd: Path) -> str:
+    """``il6 keys create`` with every scope for every site, as an operator runs it beside the service (as
+    its login); the secret it prints on standard output, which this script never prints."""
+    output = _run(
+        [
+            str(IL6),
+            "keys",
+            "create",
+            "--name",
+            f"bench-{secrets.token_hex(4)}",
+            "--scopes",
+            "assess,read,admin",
+            "--sites",
+            "*",
+            "--reason",
+            "bench/audit_appends.py load generator",
+        ],
+        environment,
+        cwd,
+    )
+    secret = output.strip()
+    if not API_KEY.fullmatch(secret):
+        raise RuntimeError("il6 keys create printed no API key on standard output")
+    return secret
 
 
 def _free_port() -> int:
@@ -442,11 +513,12 @@ def main() -> int:
     for fact in machine_facts(admin_url, found_wrk):
         print(fact)
     print(f"load generator: {'wrk' if wrk else 'httpx (separate process)'}; {args.duration:g} s per stage")
+    print("service: IL6_RATE_LIMIT_PER_MINUTE=0 (no rate limit); requests carry a bench API key (not shown)")
 
-    def stage(url: str, concurrency: int, duration_s: float, scratch: Path) -> StageResult:
+    def stage(url: str, concurrency: int, duration_s: float, scratch: Path, api_key: str) -> StageResult:
         if wrk is not None:
-            return run_wrk(wrk, url, concurrency, duration_s, scratch)
-        return run_httpx(url, concurrency, duration_s)
+            return run_wrk(wrk, url, concurrency, duration_s, scratch, api_key)
+        return run_httpx(url, concurrency, duration_s, api_key)
 
     with tempfile.TemporaryDirectory(prefix="il6-bench-") as scratch_name, fresh_database(admin_url) as url:
         scratch = Path(scratch_name)
@@ -462,13 +534,14 @@ def main() -> int:
             admin.execute(SERVICE_LOGIN_SQL)
         service_url = make_url(url).set(username=SERVICE_LOGIN).render_as_string(hide_password=False)
         serving = {**environment, "DATABASE_URL": service_url}
+        api_key = create_api_key(serving, scratch)
         with running_service(serving, scratch, scratch) as base_url:
             results: list[StageResult] = []
             if args.warmup > 0:
-                results.append(stage(base_url, args.concurrency[0], args.warmup, scratch))
+                results.append(stage(base_url, args.concurrency[0], args.warmup, scratch, api_key))
             print(f"{'conns':>5} {'appends/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'201s':>7}  other")
             for concurrency in args.concurrency:
-                result = stage(base_url, concurrency, args.duration, scratch)
+                result = stage(base_url, concurrency, args.duration, scratch, api_key)
                 results.append(result)
                 other = {status: n for status, n in result.statuses.items() if status != "201"}
                 if result.transport_errors:
@@ -479,8 +552,12 @@ def main() -> int:
                 )
             # Requests a load generator abandoned at its deadline may still be recorded: wait for quiet.
             rows = settled_row_count(url)
-            with httpx.Client(base_url=base_url, timeout=300.0) as client:
-                verification = client.get("/v1/audit/verify").json()
+            with httpx.Client(base_url=base_url, timeout=300.0, headers=bearer(api_key)) as client:
+                answer = client.get("/v1/audit/verify")
+            if answer.status_code != 200:
+                print(f"GET /v1/audit/verify answered {answer.status_code}: {answer.text[:300]}")
+                return 1
+            verification = answer.json()
 
     created = sum(result.created for result in results)
     in_flight = sum(result.concurrency + result.transport_errors for result in results)

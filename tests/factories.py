@@ -3,9 +3,14 @@
 import uuid
 from typing import Any
 
+from tests.log_canary import MARKER
+
 
 def subject_id(prefix: str = "T") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+    """A new subject id, ``<prefix>-CANARY-<12 hex>``: the marker lets the log canary (tests/log_canary.py)
+    find it wherever it is logged; the prefix still comes first (tests tell ids apart by it). At most 64
+    characters for a prefix of up to 44."""
+    return f"{prefix}-{MARKER}-{uuid.uuid4().hex[:12]}"
 
 
 def assessment_body(

@@ -27,6 +27,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy import make_url
 
+from tests import log_canary
+
 BIN = Path(sys.executable).parent
 IL6 = BIN / "il6"
 UVICORN = BIN / "uvicorn"
@@ -37,6 +39,8 @@ READY_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 20.0
 KILL_TIMEOUT_S = 10.0
 CLEAN_EXIT_CODES = frozenset({0, -signal.SIGTERM})
+UNTHROTTLED = {"IL6_RATE_LIMIT_PER_MINUTE": "0"}
+"""For load tests: their clients share one key and send faster than a caller's default allowance."""
 
 
 @dataclass(frozen=True)
@@ -339,6 +343,7 @@ def running_server(
         "--port",
         str(port),
         "--no-access-log",
+        "--no-server-header",
     ]
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
@@ -349,16 +354,21 @@ def running_server(
             stdout=stdout,
             stderr=stderr,
         )
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        yield Server(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path, api_key)
+        yield Server(process, base_url, stdout_path, stderr_path, api_key)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=KILL_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        process.wait(timeout=KILL_TIMEOUT_S)
+        try:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=KILL_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            process.wait(timeout=KILL_TIMEOUT_S)
+        finally:
+            # The log canary reads what the server wrote, once it has stopped (tests/log_canary.py).
+            log_canary.register_server_output(stdout_path, stderr_path, base_url)
 
 
 # Helpers for the load tests (test_fail_closed.py, test_chain_concurrency.py): logical requests sent with

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import (
+    UNTHROTTLED,
     Attempt,
     Backend,
     Receipt,
@@ -48,10 +49,13 @@ def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
     if request.param == "sqlite":
         keyed = production_backend(f"sqlite:///{tmp_path / 'il6.sqlite3'}", state)
         # SQLite cannot be production, and has no logins.
-        yield replace(keyed, name="sqlite", environment="test", service_login=None)
+        # 32 clients on two processes queue for one file's write lock: SQLite's busy handler polls rather
+        # than queues fairly, so one waiter can lose the race for more than the default 5 s.
+        patient = {**UNTHROTTLED, "IL6_DB_CONNECT_TIMEOUT_S": "30"}
+        yield replace(keyed, name="sqlite", environment="test", service_login=None, extra_environment=patient)
         return
     with fresh_postgresql_database() as url:
-        yield production_backend(url, state)
+        yield replace(production_backend(url, state), extra_environment=UNTHROTTLED)
 
 
 async def _drive(base_urls: list[str], headers: dict[str, str]) -> tuple[list[Receipt], list[Attempt]]:

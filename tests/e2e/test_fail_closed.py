@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import make_url
 
 from tests.e2e.conftest import (
+    UNTHROTTLED,
     Attempt,
     Receipt,
     create_key,
@@ -305,7 +306,9 @@ def test_store_outage_fails_closed_and_the_service_recovers_by_itself(tmp_path: 
         upstream = make_url(database_url)
         with CuttableProxy(upstream.host or "127.0.0.1", upstream.port or 5432) as proxy:
             via_proxy = replace(
-                direct, database_url=upstream.set(port=proxy.port).render_as_string(hide_password=False)
+                direct,
+                database_url=upstream.set(port=proxy.port).render_as_string(hide_password=False),
+                extra_environment=UNTHROTTLED,
             )
             with running_server(via_proxy, workdir, tmp_path, api_key) as server:
                 server.wait_ready()
@@ -532,6 +535,7 @@ def test_a_silent_connection_holding_the_chain_lock_does_not_stop_the_service(tm
                 direct,
                 database_url=upstream.set(port=proxy.port).render_as_string(hide_password=False),
                 extra_environment={
+                    **UNTHROTTLED,
                     "IL6_DB_TRANSACTION_TIMEOUT_S": str(TRANSACTION_TIMEOUT_S),
                     "IL6_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
                 },

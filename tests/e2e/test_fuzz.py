@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.store.migrations import PROJECT_ROOT
 from tests.e2e.conftest import (
+    UNTHROTTLED,
     Server,
     create_key,
     fresh_postgresql_database,
@@ -52,9 +53,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir: Path = tmp_path_factory.mktemp("fuzz")
     with fresh_postgresql_database() as url:
         # Unthrottled: the generated requests come faster than any caller's allowance.
-        backend = replace(
-            production_backend(url, workdir), extra_environment={"IL6_RATE_LIMIT_PER_MINUTE": "0"}
-        )
+        backend = replace(production_backend(url, workdir), extra_environment=UNTHROTTLED)
         migrate(backend, workdir)
         with running_server(backend, workdir, workdir, create_key(backend, workdir)) as server:
             server.wait_ready()

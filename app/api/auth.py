@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as ASGIScope
 
 from app.api.problems import FORBIDDEN, RATE_LIMITED, UNAUTHENTICATED, ProblemType, handled
+from app.api.security_headers import route_path
 from app.domain.access import Principal, Scope
 from app.service.errors import Forbidden, RateLimited, Unauthenticated
 
@@ -51,7 +52,7 @@ class AuthenticationMiddleware:
         self.is_public = is_public
 
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.is_public(scope["path"]):
+        if scope["type"] != "http" or self.is_public(route_path(scope)):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -6,6 +6,7 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import PAYLOAD_TOO_LARGE, problem_response
+from app.api.security_headers import route_path
 
 
 class BodyLimitMiddleware:
@@ -20,7 +21,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope["path"], self.max_bytes)
+        limit = self.per_path.get(route_path(scope), self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             too_large = problem_response(PAYLOAD_TOO_LARGE, detail=_detail(limit))

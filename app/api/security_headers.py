@@ -45,7 +45,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         added = SECURITY_HEADERS
-        if _route_path(scope) not in self.exempt_csp_paths:
+        if route_path(scope) not in self.exempt_csp_paths:
             added += CONTENT_SECURITY_POLICY
 
         async def send_with_headers(message: Message) -> None:
@@ -59,7 +59,7 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path within the application: behind a proxy's prefix, ``path`` starts with ``root_path``."""
     path: str = scope["path"]
     root_path: str = scope.get("root_path", "")

@@ -98,11 +98,14 @@ async def lb_rows(
     """LB rows of the records from ``from_seq`` on (of one site, when given), from records read from the
     chain's start: LBSEQ numbers each subject's decisions in record order over the whole chain, so a row
     keeps its LBSEQ in every export, whatever its range or site. ``visible`` says which sites' records
-    the reader may see; the others are left out."""
+    the reader may see: the others are left out and not counted, so that the numbering reveals nothing of
+    them (a reader limited to some sites numbers the decisions it can see)."""
     sequences: dict[str, int] = {}
     async for record in records:
+        site = record["site_id"]
+        if not visible(site):
+            continue
         subject = record["subject_id"]
         sequences[subject] = sequences.get(subject, 0) + 1
-        site = record["site_id"]
-        if record["seq"] >= from_seq and (site_id is None or site == site_id) and visible(site):
+        if record["seq"] >= from_seq and (site_id is None or site == site_id):
             yield lb_row(record, study_id, sequences[subject])

@@ -208,7 +208,7 @@ class KeyService:
         """Refuse the key from now on; None when there is no such key within ``reach``, KeyRevoked when it
         is revoked already."""
         async with self._unit_of_work() as uow:
-            found = await uow.keys.get_with_now(key_id)
+            found = await uow.keys.get_with_now(key_id, for_update=True)
             if found is None or not reach.covers(_sites(found[0])):
                 return None
             row, now = found
@@ -234,7 +234,7 @@ class KeyService:
         """Bring forward when the key stops working (now when ``at`` is None): never into the past, and
         never later than it was, so that expiring cannot lengthen a key's life or revive an expired key."""
         async with self._unit_of_work() as uow:
-            found = await uow.keys.get_with_now(key_id)
+            found = await uow.keys.get_with_now(key_id, for_update=True)
             if found is None or not reach.covers(_sites(found[0])):
                 return None
             row, now = found

@@ -314,6 +314,11 @@ class AssessmentService:
             raise InvalidInput("/supersedes", "No assessment with this id.")
         if target.row.subject_id != submission.subject_id:
             raise InvalidInput("/supersedes", "A correction must be for the same subject.")
+        if target.row.site_id != submission.site_id:
+            # Else the decision would leave its site's view, its successor unreadable there.
+            raise InvalidInput(
+                "/site_id", "A correction must be for the same site as the decision it corrects."
+            )
         if target.superseded_by is not None:
             raise AlreadySuperseded(target.superseded_by)
 

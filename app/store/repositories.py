@@ -234,9 +234,14 @@ class ApiKeyRepository:
     async def get(self, key_id: str) -> ApiKey | None:
         return await self._session.get(ApiKey, key_id)
 
-    async def get_with_now(self, key_id: str) -> tuple[ApiKey, datetime] | None:
-        """The key and the database's clock, in one round trip (expiry is judged by the clock that set it)."""
-        row = (await self._session.execute(select(ApiKey, utcnow()).where(ApiKey.key_id == key_id))).first()
+    async def get_with_now(self, key_id: str, *, for_update: bool = False) -> tuple[ApiKey, datetime] | None:
+        """The key and the database's clock, in one round trip (expiry is judged by the clock that set it);
+        ``for_update``: locked until commit, so that two changes to one key take turns (SQLite's IMMEDIATE
+        transaction already holds the write lock)."""
+        statement = select(ApiKey, utcnow()).where(ApiKey.key_id == key_id)
+        if for_update:
+            statement = statement.with_for_update(of=ApiKey)
+        row = (await self._session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
 
     async def list(self) -> Sequence[ApiKey]:

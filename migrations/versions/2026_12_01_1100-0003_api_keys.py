@@ -1,8 +1,9 @@
 """API keys and their history: hashed secrets, scopes and sites; created, expired and revoked, never deleted.
 
 On PostgreSQL the service's role ``il6_app`` may read keys, create them, and set only their expiry and
-revocation; a trigger refuses to change a revoked key and any column but those (on SQLite too), and the
-history table ``api_key_event`` takes inserts only.
+revocation. Triggers, for every role and on SQLite too, refuse to change a revoked key, any column but
+those, or an expiry other than by bringing it forward, and keep the history ``api_key_event`` append-only
+(and both tables untruncated on PostgreSQL).
 
 Revision ID: 0003
 Revises: 0002
@@ -36,11 +37,28 @@ BEGIN
         RAISE EXCEPTION 'only an api key''s expiry and revocation change'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    IF OLD.expires_at IS NOT NULL AND (NEW.expires_at IS NULL OR NEW.expires_at > OLD.expires_at) THEN
+        RAISE EXCEPTION 'an api key''s expiry is only ever brought forward'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     RETURN NEW;
 END
 $$;
 CREATE TRIGGER api_key_guard BEFORE UPDATE OR DELETE ON api_key
     FOR EACH ROW EXECUTE FUNCTION api_key_guard();
+
+CREATE FUNCTION api_key_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% refused: api keys and their history are never deleted or rewritten', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER api_key_event_append_only BEFORE UPDATE OR DELETE ON api_key_event
+    FOR EACH ROW EXECUTE FUNCTION api_key_history_append_only();
+CREATE TRIGGER api_key_event_no_truncate BEFORE TRUNCATE ON api_key_event
+    FOR EACH STATEMENT EXECUTE FUNCTION api_key_history_append_only();
+CREATE TRIGGER api_key_no_truncate BEFORE TRUNCATE ON api_key
+    FOR EACH STATEMENT EXECUTE FUNCTION api_key_history_append_only();
 """
 
 PG_GRANTS = f"""
@@ -60,7 +78,9 @@ SQLITE_GUARD = (
       OR NEW.secret_sha256 IS NOT OLD.secret_sha256 OR NEW.scopes IS NOT OLD.scopes
       OR NEW.sites IS NOT OLD.sites OR NEW.created_at IS NOT OLD.created_at
       OR NEW.created_by IS NOT OLD.created_by
-    BEGIN SELECT RAISE(ABORT, 'only an unrevoked api key''s expiry and revocation change'); END""",
+      OR (OLD.expires_at IS NOT NULL AND (NEW.expires_at IS NULL OR NEW.expires_at > OLD.expires_at))
+    BEGIN SELECT RAISE(ABORT, 'only revocation, or an expiry brought forward, changes an unrevoked api key');
+    END""",
     """CREATE TRIGGER api_key_event_no_update BEFORE UPDATE ON api_key_event
     BEGIN SELECT RAISE(ABORT, 'api_key_event is append-only'); END""",
     """CREATE TRIGGER api_key_event_no_delete BEFORE DELETE ON api_key_event
@@ -117,8 +137,15 @@ def downgrade() -> None:
             "refusing to downgrade below 0003: api keys exist and name the audit trail's callers"
         )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER api_key_guard ON api_key")
+        for trigger, table in (
+            ("api_key_guard", "api_key"),
+            ("api_key_no_truncate", "api_key"),
+            ("api_key_event_append_only", "api_key_event"),
+            ("api_key_event_no_truncate", "api_key_event"),
+        ):
+            op.execute(f"DROP TRIGGER {trigger} ON {table}")
         op.execute("DROP FUNCTION api_key_guard()")
+        op.execute("DROP FUNCTION api_key_history_append_only()")
     op.drop_index("ix_api_key_event_key_id", table_name="api_key_event")
     op.drop_table("api_key_event")
     op.drop_table("api_key")

@@ -274,7 +274,7 @@ async def test_exports_hold_only_the_callers_sites(client: httpx.AsyncClient) ->
     assert asked_for_theirs.text.count("\r\n") == 1  # the header row alone
     assert theirs["subject_id"] in (await client.get("/v1/exports/sdtm-lb.csv")).text
     every_site = await key_headers(client, scopes=("read",))
-    # The chain spans every site: a site key learns neither its records nor its length or pace.
+    # The chain spans every site: exporting or verifying it is for a caller with every site.
     for path in ("/v1/audit/export", "/v1/audit/verify", "/v1/audit/checkpoint"):
         assert_problem(await client.get(path, headers=pit), 403, "forbidden")
         assert (await client.get(path, headers=every_site)).status_code == 200, path

@@ -712,7 +712,7 @@ async def test_a_recomputed_chain_shows_only_against_a_checkpoint(
 
 async def decide_for_export(client: httpx.AsyncClient) -> list[Decided]:
     """Three decisions whose records fill the optional fields, one with text that CSV must quote."""
-    first = await decide(client, headers={"Idempotency-Key": str(uuid.uuid4()), "X-Client-ID": "lims"})
+    first = await decide(client, headers={"Idempotency-Key": str(uuid.uuid4())}, site_id=None)
     other = await decide(client, value=40, comparator=None)
     reason = 'unit misread, "ng" for "pg";\r\nre-entered by Zoë'
     correction = await decide(

@@ -2,6 +2,7 @@
 its hash, listed without it, expired and revoked with immediate effect and a history, names never reused;
 and the database itself refusing to delete a key, change its secret or scopes, or un-revoke it."""
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -324,3 +325,44 @@ async def test_not_even_the_owner_can_delete_rewrite_or_unrevoke_a_key(
     assert (await client.get(f"/v1/keys/{revoked['key_id']}")).json()["state"] == "revoked"
     assert await works(client, revoked["secret"]) == 401
     assert await works(client, active["secret"]) == 200
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_concurrent_expiries_take_turns_and_never_put_an_expiry_back(client: httpx.AsyncClient) -> None:
+    """'Stop it now' (a leak) racing 'in ten days' (a rotation): whichever wins, the key ends no later than
+    the earlier of the two; before the row was locked, the later one could overwrite the first."""
+    later = (datetime.now(UTC) + timedelta(days=10)).isoformat()
+    for _ in range(5):
+        key = await create(client)
+        path = f"/v1/keys/{key['key_id']}/expire"
+
+        now, rotation = await asyncio.gather(client.post(path), client.post(path, json={"expires_at": later}))
+
+        assert now.status_code == 200, now.text
+        assert rotation.status_code in (200, 422), rotation.text
+        assert await works(client, key["secret"]) == 401
+        assert (await client.get(f"/v1/keys/{key['key_id']}")).json()["state"] == "expired"
+
+
+PUT_BACK = "UPDATE api_key SET expires_at = expires_at + interval '1 day' WHERE key_id = :k"
+PUT_BACK_SQLITE = "UPDATE api_key SET expires_at = '9999-01-01 00:00:00.000000' WHERE key_id = :k"
+
+
+async def test_not_even_the_owner_can_put_an_expiry_back_or_rewrite_the_history(
+    client: httpx.AsyncClient, db: Engine
+) -> None:
+    key = await create(client, expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    postgresql = db.dialect.name == "postgresql"
+
+    refusal(db, PUT_BACK if postgresql else PUT_BACK_SQLITE, key["key_id"], as_app=False)
+    refusal(db, "DELETE FROM api_key_event WHERE key_id = :k", key["key_id"], as_app=False)
+    refusal(
+        db, "UPDATE api_key_event SET reason = 'rewritten' WHERE key_id = :k", key["key_id"], as_app=False
+    )
+    if postgresql:
+        refusal(db, "TRUNCATE api_key_event", key["key_id"], as_app=False)
+        refusal(db, "TRUNCATE api_key CASCADE", key["key_id"], as_app=False)
+
+    read = (await client.get(f"/v1/keys/{key['key_id']}")).json()
+    assert read["expires_at"] == key["expires_at"]
+    assert [event["event"] for event in read["history"]] == ["created"]

@@ -207,20 +207,12 @@ class KeyService:
     ) -> KeyInfo | None:
         """Refuse the key from now on; None when there is no such key within ``reach``, KeyRevoked when it
         is revoked already."""
-        async with self._unit_of_work() as uow:
-            found = await uow.keys.get_with_now(key_id, for_update=True)
-            if found is None or not reach.covers(_sites(found[0])):
-                return None
-            row, now = found
-            if row.revoked_at is not None:
-                raise KeyRevoked("this key is revoked already")
+
+        def revoked(row: ApiKey, now: datetime) -> ApiKeyEvent:
             row.revoked_at, row.revoked_by = now, by
-            await uow.keys.record(
-                ApiKeyEvent(key_id=key_id, event="revoked", at=now, by=by, expires_at=None, reason=reason)
-            )
-            info = KeyInfo.from_row(row, now, await uow.keys.history(key_id))
-            await uow.commit()
-        return info
+            return ApiKeyEvent(key_id=key_id, event="revoked", at=now, by=by, expires_at=None, reason=reason)
+
+        return await self._change(key_id, reach, revoked)
 
     async def expire(
         self,
@@ -233,13 +225,8 @@ class KeyService:
     ) -> KeyInfo | None:
         """Bring forward when the key stops working (now when ``at`` is None): never into the past, and
         never later than it was, so that expiring cannot lengthen a key's life or revive an expired key."""
-        async with self._unit_of_work() as uow:
-            found = await uow.keys.get_with_now(key_id, for_update=True)
-            if found is None or not reach.covers(_sites(found[0])):
-                return None
-            row, now = found
-            if row.revoked_at is not None:
-                raise KeyRevoked("this key is revoked; its expiry no longer matters")
+
+        def expired(row: ApiKey, now: datetime) -> ApiKeyEvent:
             if row.expires_at is not None and row.expires_at <= now:
                 raise InvalidInput("/expires_at", "This key has expired already; make a new key instead.")
             if at is not None and at < now:
@@ -247,11 +234,25 @@ class KeyService:
             if at is not None and row.expires_at is not None and at > row.expires_at:
                 raise InvalidInput("/expires_at", "An expiry can only be brought forward, never put back.")
             row.expires_at = at or now
-            await uow.keys.record(
-                ApiKeyEvent(
-                    key_id=key_id, event="expiry-set", at=now, by=by, expires_at=row.expires_at, reason=reason
-                )
+            return ApiKeyEvent(
+                key_id=key_id, event="expiry-set", at=now, by=by, expires_at=row.expires_at, reason=reason
             )
+
+        return await self._change(key_id, reach, expired)
+
+    async def _change(
+        self, key_id: str, reach: SiteAccess, change: Callable[[ApiKey, datetime], ApiKeyEvent]
+    ) -> KeyInfo | None:
+        """Apply ``change`` to the key, locked (two changes take turns), and record the event it returns,
+        together; None when there is no such key within ``reach``."""
+        async with self._unit_of_work() as uow:
+            found = await uow.keys.get_with_now(key_id, for_update=True)
+            if found is None or not reach.covers(_sites(found[0])):
+                return None
+            row, now = found
+            if row.revoked_at is not None:
+                raise KeyRevoked("this key is revoked; it no longer changes")
+            await uow.keys.record(change(row, now))
             info = KeyInfo.from_row(row, now, await uow.keys.history(key_id))
             await uow.commit()
         return info

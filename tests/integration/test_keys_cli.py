@@ -309,7 +309,7 @@ async def test_revoke_stops_the_key_and_is_final(il6: Cli, service: httpx.AsyncC
     expire_after = await il6("keys", "expire", created.key_id)
 
     assert (again.code, expire_after.code) == (1, 1)
-    assert "revoked already" in again.stderr
+    assert "is revoked" in again.stderr
     assert len((await key_record(service, created.key_id))["history"]) == 2  # nothing more recorded
 
 

@@ -5,7 +5,6 @@ service fetches, caches and parses the key set exactly as it would from a real i
 test builds its own application: the key cache, the metrics and the rate limit start empty.
 """
 
-import base64
 import hashlib
 import hmac
 import json
@@ -23,7 +22,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr, ValidationError
@@ -33,14 +32,13 @@ from app.settings import Environment, Settings
 from app.store.models import Assessment
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import app_client, bearer, count_rows, key_headers
+from tests.jwt_factories import EC_KEY, RSA_KEY, b64, signing_input
 
 ISSUER = "https://issuer.test/"
 AUDIENCE = "il6-eligibility"
 CLIENT = "lab-bridge"
 PROBLEM = "application/problem+json"
 
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
 STRANGER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 """A key the issuer never published: what a forger signs with."""
 
@@ -163,15 +161,6 @@ def es256(payload: dict[str, Any] | None = None, *, kid: str = "ec-1") -> str:
     return jwt.encode(
         claims() if payload is None else payload, EC_KEY, algorithm="ES256", headers={"kid": kid}
     )
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def signing_input(header: dict[str, Any], payload: dict[str, Any]) -> str:
-    """Header and payload of a token built by hand (PyJWT refuses to build the attacks below)."""
-    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
 
 
 def unsigned() -> str:

@@ -5,7 +5,6 @@ which counts requests so the caching and the refetch limit can be checked.
 """
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -31,14 +30,13 @@ from app.service.oidc import (
     OidcVerifier,
 )
 from app.settings import Settings
+from tests.jwt_factories import EC_KEY, RSA_KEY, b64, signing_input
 
 ISSUER = "https://login.example.org/realms/trial"
 AUDIENCE = "api://il6"
 JWKS_URL = "https://login.example.org/realms/trial/certs"
 
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
 ED_KEY = ed25519.Ed25519PrivateKey.generate()
 
 CONFIG = OidcConfig(
@@ -148,15 +146,6 @@ def es256(payload: dict[str, Any] | None = None, kid: str = "ec-1") -> str:
     )
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def by_hand(header: dict[str, Any], payload: dict[str, Any]) -> str:
-    """The signing input of a token built without PyJWT (which refuses to build the attacks below)."""
-    return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
-
-
 async def refused(verifier: OidcVerifier, token: str) -> str:
     """The reason a token is refused; the message never carries anything of the token."""
     with pytest.raises(Unauthenticated) as caught:
@@ -247,10 +236,12 @@ async def test_invalid_claims_are_refused(
 
 
 async def test_alg_none_is_refused_before_any_key_is_fetched(verifier: OidcVerifier, issuer: Issuer) -> None:
-    token = by_hand({"alg": "none", "kid": "rsa-1"}, claims()) + "."
+    token = signing_input({"alg": "none", "kid": "rsa-1"}, claims()) + "."
 
     assert await refused(verifier, token) == "algorithm-not-accepted"
-    assert await refused(verifier, by_hand({"kid": "rsa-1"}, claims()) + ".") == "algorithm-not-accepted"
+    assert (
+        await refused(verifier, signing_input({"kid": "rsa-1"}, claims()) + ".") == "algorithm-not-accepted"
+    )
     assert issuer.requests == 0
 
 
@@ -260,10 +251,10 @@ async def test_hs256_signed_with_the_public_key_is_refused(verifier: OidcVerifie
     secret = RSA_KEY.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    signing_input = by_hand({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}, claims())
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    message = signing_input({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}, claims())
+    signature = hmac.new(secret, message.encode(), hashlib.sha256).digest()
 
-    assert await refused(verifier, f"{signing_input}.{b64(signature)}") == "algorithm-not-accepted"
+    assert await refused(verifier, f"{message}.{b64(signature)}") == "algorithm-not-accepted"
     assert issuer.requests == 0
 
 

@@ -34,6 +34,7 @@ from app.domain.classifiers.registry import load_registry
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService
 from app.service.audit import AuditService, CheckpointPublisher
+from app.service.chain_writer import ChainWriter
 from app.service.checkpoints import CheckpointSigner, last_signed, load_signing_key
 from app.service.oidc import OidcConfig, OidcVerifier
 from app.service.readiness import ReadinessProbe
@@ -103,16 +104,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     engine = create_engine_for(settings)
     unit_of_work = partial(UnitOfWork, create_session_factory(engine))
+    writer = ChainWriter(
+        unit_of_work,
+        idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        transaction_timeout_s=settings.db_transaction_timeout_s,
+    )
     signer = CheckpointSigner(signing_key)
     audit = AuditService(unit_of_work, signer, anchor=last_signed(settings.checkpoint_file, signer))
     services = Services(
         registry=registry,
-        assessments=AssessmentService(
-            registry,
-            unit_of_work,
-            idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
-            transaction_timeout_s=settings.db_transaction_timeout_s,
-        ),
+        assessments=AssessmentService(registry, unit_of_work, writer),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
         keys=KeyService(unit_of_work, partial(UnitOfWork, create_session_factory(engine, read_only=True))),
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishing.cancel()
             with suppress(asyncio.CancelledError):
                 await publishing
+        await writer.aclose()  # what was accepted is written before the store closes
         if redcap is not None:
             await redcap.aclose()
         if access.oidc is not None:

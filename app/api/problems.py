@@ -44,16 +44,19 @@ from app.domain.classifiers.base import ClassifierDefinitionError
 from app.domain.errors import InvalidInput
 from app.interop.redcap import InvalidRecord
 from app.service.access import KeyNameTaken, KeyRevoked
-from app.service.assessments import (
-    AlreadySuperseded,
-    IdempotencyKeyReused,
-    InvalidCursor,
-    ReplayUnavailable,
-    RequestInProgress,
-)
+from app.service.assessments import InvalidCursor, ReplayUnavailable
 from app.service.audit import ChainBroken
 from app.service.checkpoints import InvalidCheckpoint
-from app.service.errors import AppendConflict, Forbidden, RateLimited, StoreUnavailable, Unauthenticated
+from app.service.errors import (
+    AlreadySuperseded,
+    AppendConflict,
+    Forbidden,
+    IdempotencyKeyReused,
+    RateLimited,
+    RequestInProgress,
+    StoreUnavailable,
+    Unauthenticated,
+)
 from app.service.oidc import IssuerUnavailable
 from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
 

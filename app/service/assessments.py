@@ -1,22 +1,22 @@
 """Deciding on an IL6 result, recording it, and reading or replaying recorded decisions."""
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import rfc8785
 
 from app.domain.access import SiteAccess
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
-from app.domain.errors import InvalidInput
+from app.domain.errors import DomainError
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen
+from app.service.chain_writer import ChainWriter, Claim, Correction, Pending
 from app.service.documents import (
     Submission,
     decision_document,
@@ -26,7 +26,7 @@ from app.service.documents import (
 from app.service.errors import Forbidden
 from app.store.models import Assessment
 from app.store.repositories import NewAssessment, StoredAssessment
-from app.store.unit_of_work import StoreUnavailable, UnitOfWork
+from app.store.unit_of_work import UnitOfWork
 
 MAX_SEQ = 2**63 - 1
 """The largest sequence number a BIGINT holds."""
@@ -38,22 +38,6 @@ class InvalidCursor(Exception):
 
 class ReplayUnavailable(Exception):
     """The version that made a decision is not servable as recorded, so it cannot be replayed."""
-
-
-class RequestInProgress(Exception):
-    """A request with the same Idempotency-Key is still being decided."""
-
-
-class IdempotencyKeyReused(Exception):
-    """The Idempotency-Key was first used with a different request."""
-
-
-class AlreadySuperseded(Exception):
-    """The decision a correction names has been corrected already; correct the newest one."""
-
-    def __init__(self, successor: uuid.UUID) -> None:
-        super().__init__("this decision has already been superseded")
-        self.successor = successor
 
 
 @dataclass(frozen=True)
@@ -187,16 +171,12 @@ def _decode_cursor(cursor: str) -> int:
 
 class AssessmentService:
     def __init__(
-        self,
-        registry: ClassifierRegistry,
-        unit_of_work: Callable[[], UnitOfWork],
-        idempotency_ttl: timedelta = timedelta(hours=24),
-        transaction_timeout_s: float = 10.0,
+        self, registry: ClassifierRegistry, unit_of_work: Callable[[], UnitOfWork], writer: ChainWriter
     ) -> None:
+        """``writer`` records decisions; ``unit_of_work`` reads them back."""
         self._registry = registry
         self._unit_of_work = unit_of_work
-        self._idempotency_ttl = idempotency_ttl
-        self._transaction_timeout_s = transaction_timeout_s
+        self._writer = writer
 
     def _decide(self, submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
         assay = version.definition.assay(submission.assay)
@@ -214,39 +194,32 @@ class AssessmentService:
         """Decide on one result and record it; the decision exists only once the record is committed.
 
         With an Idempotency-Key, the key's claim, the decision's audit record and the key's binding to it
-        commit together: a retry gets the decision the key first made, and writes nothing.
-
-        The whole transaction has a deadline: a database that stops answering mid-way (a silent network
-        path) fails this request with StoreUnavailable, and its connection is discarded, rather than
-        holding the request, a pool connection and possibly the chain's turn for as long as TCP waits.
+        commit together: a retry gets the decision the key first made, and writes nothing. The writer
+        (app/service/chain_writer.py) commits it with whatever other decisions are waiting, under a
+        deadline: a database that stops answering fails the request with StoreUnavailable.
         """
         if not caller.sites.permits(submission.site_id):
             raise Forbidden(
                 "site",
                 "This caller may decide only for its own sites: site_id must name one of them.",
             )
+        decision: NewAssessment | DomainError
         try:
-            async with asyncio.timeout(self._transaction_timeout_s):
-                return await self._record(submission, raw, caller, idempotency_key)
-        except TimeoutError:
-            raise StoreUnavailable("the audit store did not answer in time") from None
-
-    async def _record(
-        self, submission: Submission, raw: RawRequest, caller: Caller, idempotency_key: str | None
-    ) -> Outcome:
-        decision_id = uuid.uuid4()
-        async with self._unit_of_work() as uow:
-            if idempotency_key is not None:
-                # First, so that a retry gets the first decision even if the rules have moved on since.
-                earlier = await self._claim(uow, caller.client_id, idempotency_key, submission, decision_id)
-                if earlier is not None:
-                    return Outcome(earlier, replayed=True)
-            new = self._new_assessment(decision_id, submission, raw, caller, idempotency_key)
-            if submission.supersedes is not None:
-                await self._check_correction(uow, submission, submission.supersedes, caller.sites)
-            row = await uow.assessments.append(new)
-            await uow.commit()
-        return Outcome(RecordedAssessment.from_row(row), replayed=False)
+            decision = self._new_assessment(uuid.uuid4(), submission, raw, caller, idempotency_key)
+        except DomainError as error:
+            if idempotency_key is None:
+                raise
+            decision = error  # unless the key made a decision before, which its retry gets
+        claim = None
+        if idempotency_key is not None:
+            claim = Claim(caller.client_id, idempotency_key, fingerprint(submission))
+        correction = None
+        if submission.supersedes is not None:
+            correction = Correction(
+                submission.supersedes, submission.subject_id, submission.site_id, caller.sites
+            )
+        written = await self._writer.write(Pending(decision, claim, correction))
+        return Outcome(RecordedAssessment.from_stored(written.stored), replayed=written.replayed)
 
     def _new_assessment(
         self,
@@ -278,49 +251,6 @@ class AssessmentService:
             supersedes=submission.supersedes,
             correction_reason=submission.correction_reason,
         )
-
-    async def _claim(
-        self, uow: UnitOfWork, client_id: str, key: str, submission: Submission, decision_id: uuid.UUID
-    ) -> RecordedAssessment | None:
-        """Bind the key to the decision about to be made, or return the decision it already made."""
-        if not await uow.idempotency.try_lock(client_id, key):
-            raise RequestInProgress("a request with this Idempotency-Key is still being decided")
-        bound_to = fingerprint(submission)
-        claimed = await uow.idempotency.get(client_id, key)
-        if claimed is not None and claimed.created_at + self._idempotency_ttl <= datetime.now(UTC):
-            await uow.idempotency.forget(client_id, key)
-            claimed = None
-        if claimed is None:
-            await uow.idempotency.add(client_id, key, bound_to, decision_id)
-            return None
-        if claimed.fingerprint != bound_to:
-            raise IdempotencyKeyReused("this Idempotency-Key was used with a different request")
-        earlier = await uow.assessments.get(claimed.assessment_id)
-        # The key table is not chained: answer only with a record that itself names this client and key
-        # (the foreign key makes a missing one impossible; never answer without the record).
-        if earlier is None or (earlier.row.client_id, earlier.row.idempotency_key) != (client_id, key):
-            raise StoreUnavailable("the decision bound to this Idempotency-Key could not be confirmed")
-        return RecordedAssessment.from_stored(earlier)
-
-    @staticmethod
-    async def _check_correction(
-        uow: UnitOfWork, submission: Submission, supersedes: uuid.UUID, sites: SiteAccess
-    ) -> None:
-        """The decision a correction supersedes exists (for this caller's sites), is the subject's, and
-        stands; checked in the chain's turn, so that two corrections of one decision cannot both pass."""
-        await uow.assessments.lock_chain()
-        target = await uow.assessments.get(supersedes)
-        if target is None or not sites.permits(target.row.site_id):
-            raise InvalidInput("/supersedes", "No assessment with this id.")
-        if target.row.subject_id != submission.subject_id:
-            raise InvalidInput("/supersedes", "A correction must be for the same subject.")
-        if target.row.site_id != submission.site_id:
-            # Else the decision would leave its site's view, its successor unreadable there.
-            raise InvalidInput(
-                "/site_id", "A correction must be for the same site as the decision it corrects."
-            )
-        if target.superseded_by is not None:
-            raise AlreadySuperseded(target.superseded_by)
 
     async def get(self, assessment_id: uuid.UUID, sites: SiteAccess) -> RecordedAssessment | None:
         """The decision, or None when there is none or it is of a site outside ``sites`` (the same answer,

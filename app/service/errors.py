@@ -1,9 +1,20 @@
 """Errors the use cases surface to their callers."""
 
+import uuid
+
 from app.store.repositories import AppendConflict
 from app.store.unit_of_work import StoreUnavailable
 
-__all__ = ["AppendConflict", "Forbidden", "RateLimited", "StoreUnavailable", "Unauthenticated"]
+__all__ = [
+    "AlreadySuperseded",
+    "AppendConflict",
+    "Forbidden",
+    "IdempotencyKeyReused",
+    "RateLimited",
+    "RequestInProgress",
+    "StoreUnavailable",
+    "Unauthenticated",
+]
 
 
 class Unauthenticated(Exception):
@@ -32,3 +43,19 @@ class RateLimited(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__("too many requests from this caller")
         self.retry_after_s = retry_after_s
+
+
+class RequestInProgress(Exception):
+    """A request with the same Idempotency-Key is still being decided."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was first used with a different request."""
+
+
+class AlreadySuperseded(Exception):
+    """The decision a correction names has been corrected already; correct the newest one."""
+
+    def __init__(self, successor: uuid.UUID) -> None:
+        super().__init__("this decision has already been superseded")
+        self.successor = successor

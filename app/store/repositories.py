@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, RowMapping, Table, delete, func, insert, literal, select, true
+from sqlalchemy import Row, RowMapping, Table, delete, func, insert, literal, select, true, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -97,27 +97,34 @@ class AssessmentRepository:
         if self._on_postgresql:
             await self._session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
 
-    async def append(self, new: NewAssessment) -> Assessment:
-        """Link one decision to the chain head and insert it, stamped by the database clock.
+    async def append(self, news: Sequence[NewAssessment]) -> list[Assessment]:
+        """Link decisions to the chain head in order and insert them, stamped by the database clock.
 
         On PostgreSQL a transaction-scoped advisory lock makes appends from every process take turns from
         here until commit; SQLite transactions begin IMMEDIATE, which does the same (app/store/database.py).
-        The unique sequence number and previous hash refuse a fork even if that were bypassed.
+        The unique sequence number and previous hash refuse a fork even if that were bypassed. Many
+        decisions share one turn, one clock reading and one round trip for their rows.
         """
         await self.lock_chain()
         now, head_seq, head_hash, head_recorded_at = (await self._session.execute(_HEAD)).one()
         head = ChainHead.empty() if head_seq is None else ChainHead(head_seq, head_hash, head_recorded_at)
-        seq, prev_hash, recorded_at = next_link(head, now)
-        # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert.
-        values = {**vars(new), "seq": seq, "prev_hash": prev_hash, "recorded_at": recorded_at}
-        values["hash"] = record_hash(to_record(values))
+        rows: list[dict[str, Any]] = []
+        for new in news:
+            seq, prev_hash, recorded_at = next_link(head, now)
+            # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert.
+            values = {**vars(new), "seq": seq, "prev_hash": prev_hash, "recorded_at": recorded_at}
+            values["hash"] = record_hash(to_record(values))
+            rows.append(values)
+            head = ChainHead(seq, values["hash"], recorded_at)
+        if not rows:
+            return []
         try:
-            await self._session.execute(_INSERT, values)
+            await self._session.execute(_INSERT, rows)
         except IntegrityError as error:
             if _is_unique_violation(error):
                 raise AppendConflict("a record written at the same moment conflicts with this one") from error
             raise
-        return Assessment(**values)
+        return [Assessment(**values) for values in rows]
 
     async def get(self, assessment_id: uuid.UUID) -> StoredAssessment | None:
         statement = _WITH_SUCCESSOR.where(Assessment.id == assessment_id)
@@ -197,34 +204,43 @@ class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def try_lock(self, client_id: str, key: str) -> bool:
-        """Claim the key for this transaction; False while another transaction holds it.
+    async def try_lock(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """Claim each (client, key) for this transaction, in one round trip; False for a key another
+        transaction holds.
 
         On SQLite the transaction already holds the database's single write lock, so no one else can.
         """
-        if self._session.get_bind().dialect.name != "postgresql":
-            return True
-        statement = select(func.pg_try_advisory_xact_lock(IDEMPOTENCY_LOCK_SPACE, _key_lock(client_id, key)))
-        return bool((await self._session.execute(statement)).scalar_one())
-
-    async def get(self, client_id: str, key: str) -> IdempotencyKey | None:
-        return await self._session.get(IdempotencyKey, (client_id, key))
-
-    async def forget(self, client_id: str, key: str) -> None:
-        statement = delete(IdempotencyKey).where(
-            IdempotencyKey.client_id == client_id, IdempotencyKey.key == key
+        if not keys or self._session.get_bind().dialect.name != "postgresql":
+            return [True] * len(keys)
+        statement = select(
+            *(func.pg_try_advisory_xact_lock(IDEMPOTENCY_LOCK_SPACE, _key_lock(*key)) for key in keys)
         )
-        await self._session.execute(statement)
+        return [bool(held) for held in (await self._session.execute(statement)).one()]
 
-    async def add(self, client_id: str, key: str, fingerprint: str, assessment_id: uuid.UUID) -> None:
-        statement = insert(IdempotencyKey).values(
-            client_id=client_id,
-            key=key,
-            fingerprint=fingerprint,
-            assessment_id=assessment_id,
-            created_at=utcnow(),
+    async def get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], IdempotencyKey]:
+        """The bindings of those (client, key) pairs that have one."""
+        if not keys:
+            return {}
+        statement = select(IdempotencyKey).where(
+            tuple_(IdempotencyKey.client_id, IdempotencyKey.key).in_(list(keys))
         )
-        await self._session.execute(statement)
+        return {(bound.client_id, bound.key): bound for bound in await self._session.scalars(statement)}
+
+    async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
+        if keys:
+            statement = delete(IdempotencyKey).where(
+                tuple_(IdempotencyKey.client_id, IdempotencyKey.key).in_(list(keys))
+            )
+            await self._session.execute(statement)
+
+    async def add(self, bindings: Sequence[tuple[str, str, str, uuid.UUID]]) -> None:
+        """Bind each (client, key) to its request's fingerprint and its decision."""
+        if bindings:
+            rows = [
+                {"client_id": client_id, "key": key, "fingerprint": fingerprint, "assessment_id": decision}
+                for client_id, key, fingerprint, decision in bindings
+            ]
+            await self._session.execute(insert(IdempotencyKey).values(created_at=utcnow()), rows)
 
 
 class ApiKeyRepository:

@@ -1,0 +1,281 @@
+"""Group commit: one writer per process appends every decision waiting for it in one transaction.
+
+Each append holds the chain's turn (one lock across every process) from reading the head to commit, so
+appends one at a time cost a turn and a commit each. The writer takes whatever decisions are waiting when
+its previous transaction ends, checks their Idempotency-Keys and corrections, links them to the chain
+in order and commits them together: one turn, one commit (one WAL flush) for many decisions. A decision
+waits no timer: under light load a batch is one decision; under heavy load batches grow by themselves.
+
+Each request is answered only once its batch has committed. A batch fails as a whole (the store down, its
+deadline passed): every decision in it is then refused, none recorded. A refusal of one item (a reused key,
+a correction of a decision already corrected) is that item's own, and the rest of the batch goes ahead.
+A request whose Idempotency-Key an earlier request in the same batch carries waits for the next batch,
+where it finds that request's decision. A request that goes away while waiting does not take its decision
+out of the batch: it may be recorded though never answered, as when a connection drops after commit.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from app.domain.access import SiteAccess
+from app.domain.errors import DomainError, InvalidInput
+from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestInProgress
+from app.store.repositories import NewAssessment, StoredAssessment
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+"""The most decisions one transaction appends (well under PostgreSQL's 1664 columns a select may have,
+which the idempotency locks of a batch take)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key, and the fingerprint of the request it comes with."""
+
+    client_id: str
+    key: str
+    fingerprint: str
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        return self.client_id, self.key
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What a correction must match in the decision it supersedes."""
+
+    supersedes: uuid.UUID
+    subject_id: str
+    site_id: str | None
+    sites: SiteAccess
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A decision made and waiting to be recorded, or the error deciding raised.
+
+    With an Idempotency-Key an error waits too: a retry gets the decision its key first made, even if the
+    same request could no longer be decided today.
+    """
+
+    decision: NewAssessment | DomainError
+    claim: Claim | None = None
+    correction: Correction | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What was recorded for a request, or found: ``replayed`` when its key had made it earlier."""
+
+    stored: StoredAssessment
+    replayed: bool
+
+
+class _NextBatch:
+    """The answer of a request whose key an earlier request in its batch has: it waits for the next."""
+
+
+NEXT_BATCH = _NextBatch()
+Answer = Written | Exception | _NextBatch
+
+
+class ChainWriter:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        idempotency_ttl: timedelta = timedelta(hours=24),
+        transaction_timeout_s: float = 10.0,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._idempotency_ttl = idempotency_ttl
+        self._transaction_timeout_s = transaction_timeout_s
+        self._max_batch = max_batch
+        self._waiting: deque[tuple[Pending, asyncio.Future[Written]]] = deque()
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.appended = 0
+
+    async def write(self, pending: Pending) -> Written:
+        """Record the decision (or find the one its key made) and return once that has committed."""
+        if self._closing:
+            raise StoreUnavailable("the service is stopping")
+        future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+        # Observed even when the request that waited for it has gone: no "exception never retrieved".
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._waiting.append((pending, future))
+        self._arrived.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="audit-chain-writer")
+        # Shielded: a request that goes away does not take the decision out of a batch being written.
+        return await asyncio.shield(future)
+
+    async def aclose(self) -> None:
+        """Write what is waiting, then stop; whatever arrives from now on is refused."""
+        self._closing = True
+        self._arrived.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            while not self._waiting:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+            batch = [self._waiting.popleft() for _ in range(min(len(self._waiting), self._max_batch))]
+            try:
+                await self._write(batch)
+            except asyncio.CancelledError:
+                self._refuse(batch, StoreUnavailable("the service is stopping"))
+                self._refuse(list(self._waiting), StoreUnavailable("the service is stopping"))
+                raise
+
+    async def _write(self, batch: list[tuple[Pending, "asyncio.Future[Written]"]]) -> None:
+        try:
+            async with asyncio.timeout(self._transaction_timeout_s):
+                outcomes = await self._transaction([pending for pending, _ in batch])
+        except TimeoutError:
+            self._refuse(batch, StoreUnavailable("the audit store did not answer in time"))
+        except Exception as error:  # every waiting request gets the batch's failure
+            self._refuse(batch, error)
+        else:
+            self.batches += 1
+            later = [
+                waiting for waiting, outcome in zip(batch, outcomes, strict=True) if outcome is NEXT_BATCH
+            ]
+            self._waiting.extendleft(reversed(later))
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done() or isinstance(outcome, _NextBatch):
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    self.appended += not outcome.replayed
+                    future.set_result(outcome)
+
+    @staticmethod
+    def _refuse(batch: Sequence[tuple[Pending, "asyncio.Future[Written]"]], error: Exception) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _transaction(self, batch: Sequence[Pending]) -> list[Answer]:
+        """One transaction in the chain's turn: every key and correction is checked, and every decision
+        that passes is appended, before anything commits."""
+        outcomes: list[Answer | None] = [None] * len(batch)
+        async with self._unit_of_work() as uow:
+            await uow.assessments.lock_chain()
+            expired = await self._check_keys(uow, batch, outcomes)
+            await self._check_corrections(uow, batch, outcomes)
+            accepted: list[NewAssessment] = []
+            bindings: list[tuple[str, str, str, uuid.UUID]] = []
+            for index, pending in enumerate(batch):
+                if outcomes[index] is not None:
+                    continue
+                if isinstance(pending.decision, DomainError):  # no earlier decision answers it
+                    outcomes[index] = pending.decision
+                    continue
+                accepted.append(pending.decision)
+                if pending.claim is not None:
+                    claim = pending.claim
+                    bindings.append((claim.client_id, claim.key, claim.fingerprint, pending.decision.id))
+            rebound = {(client_id, key) for client_id, key, _, _ in bindings}
+            await uow.idempotency.forget([ref for ref in expired if ref in rebound])
+            await uow.idempotency.add(bindings)
+            rows = await uow.assessments.append(accepted)
+            await uow.commit()
+        answers: list[Answer] = []
+        appended = iter(rows)
+        for outcome in outcomes:
+            answers.append(
+                Written(StoredAssessment(next(appended), None), False) if outcome is None else outcome
+            )
+        return answers
+
+    async def _check_keys(
+        self, uow: UnitOfWork, batch: Sequence[Pending], outcomes: list[Answer | None]
+    ) -> list[tuple[str, str]]:
+        """Answer each request whose key made a decision already; refuse keys another request is using.
+        Returns the keys bound so long ago that they are free again."""
+        first: dict[tuple[str, str], tuple[int, Claim]] = {}
+        for index, pending in enumerate(batch):
+            if pending.claim is None:
+                continue
+            if pending.claim.ref in first:  # the same key twice in one batch: the later one gets the first's
+                outcomes[index] = NEXT_BATCH
+            else:
+                first[pending.claim.ref] = (index, pending.claim)
+        refs = list(first)
+        held = await uow.idempotency.try_lock(refs)
+        bound = await uow.idempotency.get(refs)
+        expired: list[tuple[str, str]] = []
+        now = datetime.now(UTC)
+        for ref, free in zip(refs, held, strict=True):
+            index, claim = first[ref]
+            if not free:
+                outcomes[index] = RequestInProgress("a request with this Idempotency-Key is being decided")
+                continue
+            binding = bound.get(ref)
+            if binding is not None and binding.created_at + self._idempotency_ttl <= now:
+                expired.append(ref)
+                binding = None
+            if binding is None:
+                continue
+            if binding.fingerprint != claim.fingerprint:
+                outcomes[index] = IdempotencyKeyReused(
+                    "this Idempotency-Key was used with a different request"
+                )
+                continue
+            earlier = await uow.assessments.get(binding.assessment_id)
+            # The key table is not chained: answer only with a record that itself names this client and
+            # key (the foreign key makes a missing one impossible; never answer without the record).
+            if earlier is None or (earlier.row.client_id, earlier.row.idempotency_key) != ref:
+                raise StoreUnavailable("the decision bound to this Idempotency-Key could not be confirmed")
+            outcomes[index] = Written(earlier, replayed=True)
+        return expired
+
+    @staticmethod
+    async def _check_corrections(
+        uow: UnitOfWork, batch: Sequence[Pending], outcomes: list[Answer | None]
+    ) -> None:
+        """The decision a correction supersedes exists (for the caller's sites), is the subject's, and
+        stands; checked in the chain's turn, so that two corrections of one decision cannot both pass."""
+        corrected: dict[uuid.UUID, uuid.UUID] = {}
+        for index, pending in enumerate(batch):
+            correction, decision = pending.correction, pending.decision
+            if correction is None or outcomes[index] is not None or not isinstance(decision, NewAssessment):
+                continue
+            try:
+                if correction.supersedes in corrected:  # by an earlier correction in this batch
+                    raise AlreadySuperseded(corrected[correction.supersedes])
+                await _check_correction(uow, correction)
+            except (InvalidInput, AlreadySuperseded) as error:
+                outcomes[index] = error
+            else:
+                corrected[correction.supersedes] = decision.id
+
+
+async def _check_correction(uow: UnitOfWork, correction: Correction) -> None:
+    target = await uow.assessments.get(correction.supersedes)
+    if target is None or not correction.sites.permits(target.row.site_id):
+        raise InvalidInput("/supersedes", "No assessment with this id.")
+    if target.row.subject_id != correction.subject_id:
+        raise InvalidInput("/supersedes", "A correction must be for the same subject.")
+    if target.row.site_id != correction.site_id:
+        # Else the decision would leave its site's view, its successor unreadable there.
+        raise InvalidInput("/site_id", "A correction must be for the same site as the decision it corrects.")
+    if target.superseded_by is not None:
+        raise AlreadySuperseded(target.superseded_by)

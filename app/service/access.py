@@ -7,7 +7,7 @@ process. Only the SHA-256 of a secret is stored; the secret is shown once, when 
 import asyncio
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,6 +25,7 @@ from app.domain.access import (
     key_matches,
 )
 from app.domain.errors import InvalidInput
+from app.service.coalescing import Coalescer
 from app.service.errors import Forbidden, Unauthenticated
 from app.store.models import ApiKey, ApiKeyEvent
 from app.store.repositories import NameTaken
@@ -121,6 +122,13 @@ class KeyService:
         not queue for the write lock behind decisions being recorded)."""
         self._unit_of_work = unit_of_work
         self._read_unit_of_work = read_unit_of_work or unit_of_work
+        self._lookups = Coalescer(self._read_keys)
+
+    async def _read_keys(self, key_ids: Iterable[str]) -> dict[str, tuple[KeyInfo, str]]:
+        """Each key found, as of the database's clock, with its secret's hash."""
+        async with self._read_unit_of_work() as uow:
+            now, rows = await uow.keys.get_many_with_now(sorted(key_ids))
+            return {row.key_id: (KeyInfo.from_row(row, now), row.secret_sha256) for row in rows}
 
     async def authenticate(self, presented: str) -> Principal:
         """The caller a presented key stands for; Unauthenticated when it is unknown, expired or revoked
@@ -128,11 +136,10 @@ class KeyService:
         key_id = key_id_of(presented)
         if key_id is None:
             raise Unauthenticated("malformed-key")
-        async with self._read_unit_of_work() as uow:
-            found = await uow.keys.get_with_now(key_id)
-            if found is None or not key_matches(presented, found[0].secret_sha256):
-                raise Unauthenticated("unknown-key")
-            key = KeyInfo.from_row(*found)
+        found = await self._lookups.get(key_id)  # one query for the requests arriving together
+        if found is None or not key_matches(presented, found[1]):
+            raise Unauthenticated("unknown-key")
+        key = found[0]
         if key.state is not KeyState.ACTIVE:
             raise Unauthenticated(key.state.value)
         return Principal(key.name, key.scopes, key.sites, method="api-key")

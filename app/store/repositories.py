@@ -260,6 +260,14 @@ class ApiKeyRepository:
         row = (await self._session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
 
+    async def get_many_with_now(self, key_ids: Sequence[str]) -> tuple[datetime, Sequence[ApiKey]]:
+        """The database's clock and those of the keys that exist, in one round trip."""
+        statement = select(utcnow(), ApiKey).select_from(
+            select(literal(1).label("one")).subquery().outerjoin(ApiKey, ApiKey.key_id.in_(key_ids))
+        )
+        rows = (await self._session.execute(statement)).all()
+        return rows[0][0], [row[1] for row in rows if row[1] is not None]
+
     async def list(self) -> Sequence[ApiKey]:
         return (await self._session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.name))).all()
 

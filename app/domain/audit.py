@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import rfc8785
+from app.domain import canonical_json
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first record."""
@@ -71,7 +71,7 @@ def to_record(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     """The RFC 8785 serialisation a record's hash is taken over."""
-    return rfc8785.dumps(dict(record))
+    return canonical_json.dumps(dict(record))
 
 
 def record_hash(record: Mapping[str, Any]) -> str:

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import rfc8785
-
+from app.domain import canonical_json
 from app.domain.access import SiteAccess
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
 from app.domain.errors import DomainError
@@ -151,7 +150,7 @@ def fingerprint(submission: Submission) -> str:
         "supersedes": None if submission.supersedes is None else str(submission.supersedes),
         "correction_reason": submission.correction_reason,
     }
-    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+    return hashlib.sha256(canonical_json.dumps(document)).hexdigest()
 
 
 def _encode_cursor(seq: int) -> str:

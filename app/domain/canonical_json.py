@@ -1,0 +1,61 @@
+"""RFC 8785 (JSON Canonicalization Scheme) serialisation, fast for the documents the service writes.
+
+Every audit record is hashed over its RFC 8785 form. The ``rfc8785`` package writes it in pure Python,
+character by character; for documents whose keys are ASCII and whose numbers are integers within
+±(2**53 - 1) or fractions written the same way by both schemes, the standard library's C serialiser with
+sorted keys and no whitespace writes the very same bytes, several times faster. Anything else (a float
+that ECMAScript and Python format differently, a non-ASCII key, whose order RFC 8785 takes by UTF-16 code
+units, or a type JSON lacks) goes to ``rfc8785`` itself. tests/unit/test_canonical_json.py checks the two
+agree on generated documents.
+"""
+
+import json
+import math
+from typing import Any
+
+import rfc8785
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer RFC 8785 writes (IEEE 754 doubles hold every integer up to it)."""
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps(value: Any) -> bytes:
+    """The RFC 8785 serialisation of ``value``, UTF-8 encoded."""
+    if _plain(value):
+        try:
+            return _ENCODE(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 refuses it in its own words
+            pass
+    return rfc8785.dumps(value)
+
+
+def _plain(value: Any) -> bool:
+    """Whether the standard library writes ``value`` exactly as RFC 8785 does."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            return False
+        if kind is float:
+            # Both write a non-integral number in [1e-4, 1e16) in fixed notation with its shortest digits;
+            # outside that, or for an integral float (ECMAScript writes 5.0 as 5), they differ.
+            if math.isfinite(item) and 1e-4 <= abs(item) < 1e16 and not item.is_integer():
+                continue
+            return False
+        if kind is dict:
+            if not all(type(key) is str and key.isascii() for key in item):
+                return False
+            stack.extend(item.values())
+            continue
+        if kind is list:
+            stack.extend(item)
+            continue
+        return False
+    return True

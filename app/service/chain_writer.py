@@ -6,8 +6,10 @@ its previous transaction ends, checks their Idempotency-Keys and corrections, li
 in order and commits them together: one turn, one commit (one WAL flush) for many decisions. A decision
 waits no timer: under light load a batch is one decision; under heavy load batches grow by themselves.
 
-Each request is answered only once its batch has committed. A batch fails as a whole (the store down, its
-deadline passed): every decision in it is then refused, none recorded. A refusal of one item (a reused key,
+Each request is answered only once its batch has committed. A batch fails as a whole when the store is down
+or its deadline passes: every decision in it is then refused, none recorded. When the store answers but
+refuses what was written (a constraint or a trigger), each decision of the batch is tried again alone, so
+that only the one refused is refused. A refusal of one item (a reused key,
 a correction of a decision already corrected) is that item's own, and the rest of the batch goes ahead.
 A request whose Idempotency-Key an earlier request in the same batch carries waits for the next batch,
 where it finds that request's decision. A request that goes away while waiting does not take its decision
@@ -26,7 +28,7 @@ from app.domain.access import SiteAccess
 from app.domain.errors import DomainError, InvalidInput
 from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestInProgress
 from app.store.repositories import NewAssessment, StoredAssessment
-from app.store.unit_of_work import StoreUnavailable, UnitOfWork
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +151,14 @@ class ChainWriter:
                 outcomes = await self._transaction([pending for pending, _ in batch])
         except TimeoutError:
             self._refuse(batch, StoreUnavailable("the audit store did not answer in time"))
+        except WriteRefused as error:
+            if len(batch) == 1:
+                self._refuse(batch, error)
+                return
+            # One decision the database refuses must not sink the others: each is tried alone.
+            logger.warning("audit batch of %d refused by the store; writing each alone", len(batch))
+            for waiting in batch:
+                await self._write([waiting])
         except Exception as error:  # every waiting request gets the batch's failure
             self._refuse(batch, error)
         else:

@@ -5,7 +5,7 @@ import logging
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store.repositories import ApiKeyRepository, AssessmentRepository, IdempotencyRepository
@@ -15,6 +15,17 @@ logger = logging.getLogger(__name__)
 
 class StoreUnavailable(Exception):
     """The database could not be read or written; nothing was recorded."""
+
+
+class WriteRefused(StoreUnavailable):
+    """The database answered, but refused what was written (a constraint or a trigger): another
+    transaction, without the row it refused, may succeed."""
+
+
+def _unavailable(error: SQLAlchemyError, message: str) -> StoreUnavailable:
+    answered = isinstance(error, DBAPIError) and not isinstance(error, OperationalError | InterfaceError)
+    refused = answered and not getattr(error, "connection_invalidated", False)
+    return (WriteRefused if refused else StoreUnavailable)(message)
 
 
 class UnitOfWork:
@@ -55,10 +66,10 @@ class UnitOfWork:
             # Whatever was committed stays committed; a failed clean-up changes no outcome.
             logger.warning("database session clean-up failed: %s", type(error).__name__)
         if isinstance(exc, SQLAlchemyError):
-            raise StoreUnavailable("the database could not be read or written") from exc
+            raise _unavailable(exc, "the database could not be read or written") from exc
 
     async def commit(self) -> None:
         try:
             await self._session.commit()
         except SQLAlchemyError as error:
-            raise StoreUnavailable("the database could not commit the transaction") from error
+            raise _unavailable(error, "the database could not commit the transaction") from error

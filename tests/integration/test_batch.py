@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -10,9 +10,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
+from app.api.routers import batch
 from app.domain.access import ALL_SITES, Principal, Scope
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
+from app.service.chain_writer import Answer, ChainWriter, Pending
 from app.service.documents import Submission
 from app.settings import Environment, Settings
 from tests.factories import assessment_body, subject_id
@@ -258,8 +260,11 @@ def refusing_store(db: Engine) -> Iterator[None]:
 
 @pytest.mark.usefixtures("refusing_store")
 async def test_the_audit_store_failing_stops_the_batch_and_the_rest_is_not_attempted(
-    client: httpx.AsyncClient, db: Engine
+    client: httpx.AsyncClient, db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Two items a chunk: the failure is in the first chunk, whose other item is recorded, and the second
+    # chunk is not attempted.
+    monkeypatch.setattr(batch, "CHUNK", 2)
     bodies = [
         assessment_body(),
         assessment_body(subject=FAILING_SUBJECT),
@@ -285,8 +290,9 @@ async def test_the_audit_store_failing_stops_the_batch_and_the_rest_is_not_attem
 
 @pytest.mark.usefixtures("refusing_store")
 async def test_the_audit_store_failing_before_any_decision_is_a_503_for_the_batch(
-    client: httpx.AsyncClient, db: Engine
+    client: httpx.AsyncClient, db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(batch, "CHUNK", 1)  # the first item's failure stops the batch before the second
     bodies = [assessment_body(subject=FAILING_SUBJECT), assessment_body()]
 
     response = await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=JSON)
@@ -305,25 +311,19 @@ async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
         environment=Environment.TEST,
         db_connect_timeout_s=1,
     )
-    attempts = 0
-    decide = AssessmentService.decide
+    transactions = 0
+    transaction = ChainWriter._transaction
 
-    async def counting(
-        self: AssessmentService,
-        submission: Submission,
-        raw: RawRequest,
-        caller: Caller,
-        key: str | None = None,
-    ) -> Outcome:
-        nonlocal attempts
-        attempts += 1
-        return await decide(self, submission, raw, caller, key)
+    async def counting(self: ChainWriter, batch: Sequence[Pending]) -> list[Answer]:
+        nonlocal transactions
+        transactions += 1
+        return await transaction(self, batch)
 
     async def any_key_is_an_assessor(_self: KeyService, _presented: str) -> Principal:
         return Principal("tests-batch", frozenset(Scope), ALL_SITES, method="api-key")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(AssessmentService, "decide", counting)
+        patch.setattr(ChainWriter, "_transaction", counting)
         # The keys live in the unreachable store too: let the caller in, to see what the batch does.
         patch.setattr(KeyService, "authenticate", any_key_is_an_assessor)
         async for client in app_client(settings, with_key=False):
@@ -332,7 +332,7 @@ async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"] == "/problems/audit-store-unavailable"
-    assert attempts == 1
+    assert transactions == 1  # the items waited out one deadline together
 
 
 SINGLE_LIMIT, BATCH_LIMIT = 1024, 4096

@@ -1,15 +1,19 @@
 """Many results in one request: each decided and recorded exactly as if it had been sent alone.
 
-The body is a JSON array of plain request bodies, or NDJSON (one per line). Each item is read, decided
-and committed in its own transaction, in order; an item that fails gets its own problem (the same one
-POST /v1/assessments would answer) and the items after it go on. Each item's audit record keeps the
-item's own bytes and hash, and the reference ``batch-item:<index>``; the batch's X-Request-ID ties them.
+The body is a JSON array of plain request bodies, or NDJSON (one per line). Each item is read and decided
+as a request of its own; the items of a chunk (``CHUNK``) wait for the audit writer together, in item
+order, so that they are committed in few transactions (app/service/chain_writer.py). An item that fails
+gets its own problem (the same one POST /v1/assessments would answer) and the items after it go on. Each
+item's audit record keeps the item's own bytes and hash, and the reference ``batch-item:<index>``; the
+batch's X-Request-ID ties them.
 
-Only the audit store becoming unavailable stops the batch: every later item would wait out its own deadline
-against a store that is down, so they are answered as not attempted instead (503, nothing decided), and the
-answer carries the store's Retry-After; when no item was decided at all, the whole request is a 503 problem.
+Only the audit store becoming unavailable stops the batch: the items of later chunks would wait out their
+deadline against a store that is down, so they are answered as not attempted instead (503, nothing
+decided), and the answer carries the store's Retry-After; when no item was decided at all, the whole
+request is a 503 problem.
 """
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -39,12 +43,15 @@ from app.api.problems import (
 from app.api.request_log import code_location
 from app.api.schemas.assessments import AssessmentOut
 from app.domain.access import Scope
-from app.service.assessments import AssessmentService, RawRequest
+from app.service.assessments import AssessmentService, Outcome, RawRequest
+from app.service.chain_writer import MAX_BATCH
 from app.service.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
 BATCH_PATH = "/v1/assessments/batch"
+CHUNK = MAX_BATCH
+"""How many items are decided at once: as many as the audit writer commits in one transaction."""
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 BATCH_KEY_PATTERN = r'^(?:"[\x21\x23-\x5b\x5d-\x7e]{1,200}"|[\x21\x23-\x5b\x5d-\x7e]{1,200})$'
 """As for a single decision, but at most 200 characters: each item's key is '<key>:<index>'."""
@@ -217,34 +224,46 @@ async def create_batch(
     key = None if idempotency_key is None else idempotency_key.strip('"')
     items: list[BatchItemOut] = []
     store_failed: dict[str, str] | None = None  # when the audit store failed: its problem's Retry-After
-    for index, text in enumerate(texts):
+
+    async def decide(index: int, text: str) -> Outcome:
         raw = text.encode("utf-8")
-        try:
-            submission = dataclasses.replace(Intake.read(PLAIN_JSON, raw), reference=f"batch-item:{index}")
-            outcome = await service.decide(
-                submission,
-                RawRequest(body=raw, media_type=JSON_MEDIA_TYPE),
-                caller,
-                None if key is None else f"{key}:{index}",
-            )
-        except Exception as error:  # answered as the service's own handlers answer it, or as a 500
-            answer = await _problem(request, error, index)
+        submission = dataclasses.replace(Intake.read(PLAIN_JSON, raw), reference=f"batch-item:{index}")
+        return await service.decide(
+            submission,
+            RawRequest(body=raw, media_type=JSON_MEDIA_TYPE),
+            caller,
+            None if key is None else f"{key}:{index}",
+        )
+
+    for start in range(0, len(texts), CHUNK):
+        # A chunk's items wait for the audit writer together, in item order: one commit for many.
+        chunk = range(start, min(start + CHUNK, len(texts)))
+        outcomes = await asyncio.gather(
+            *(decide(index, texts[index]) for index in chunk), return_exceptions=True
+        )
+        for index, outcome in zip(chunk, outcomes, strict=True):
+            if isinstance(outcome, Outcome):
+                items.append(
+                    BatchItemOut(
+                        index=index,
+                        status=201,
+                        replayed=outcome.replayed,
+                        assessment=AssessmentOut.from_record(outcome.recorded),
+                    )
+                )
+                continue
+            if not isinstance(outcome, Exception):
+                raise outcome  # cancelled: the request itself is going away
+            # Answered as the service's own handlers answer it, or as a 500.
+            answer = await _problem(request, outcome, index)
             items.append(
                 BatchItemOut(index=index, status=answer.status_code, problem=json.loads(bytes(answer.body)))
             )
-            if isinstance(error, StoreUnavailable):
+            if isinstance(outcome, StoreUnavailable) and store_failed is None:
                 retry_after = answer.headers.get("retry-after")
                 store_failed = {} if retry_after is None else {"Retry-After": retry_after}
-                break  # the rest would each wait out their own deadline against a store that is down
-            continue
-        items.append(
-            BatchItemOut(
-                index=index,
-                status=201,
-                replayed=outcome.replayed,
-                assessment=AssessmentOut.from_record(outcome.recorded),
-            )
-        )
+        if store_failed is not None:
+            break  # the rest would each wait out their own deadline against a store that is down
     created = sum(item.status == 201 for item in items)
     not_attempted = len(texts) - len(items)
     if store_failed is not None:

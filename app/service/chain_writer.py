@@ -6,14 +6,16 @@ its previous transaction ends, checks their Idempotency-Keys and corrections, li
 in order and commits them together: one turn, one commit (one WAL flush) for many decisions. A decision
 waits no timer: under light load a batch is one decision; under heavy load batches grow by themselves.
 
-Each request is answered only once its batch has committed. A batch fails as a whole when the store is down
-or its deadline passes: every decision in it is then refused, none recorded. When the store answers but
+Each request is answered only once its batch has committed; once it has, nothing (a slow clean-up, the
+deadline) turns the answer into a refusal. A batch fails as a whole when the store is down or its deadline
+passes before the commit: every decision in it is then refused, none recorded. When the store answers but
 refuses what was written (a constraint or a trigger), each decision of the batch is tried again alone, so
-that only the one refused is refused. A refusal of one item (a reused key,
-a correction of a decision already corrected) is that item's own, and the rest of the batch goes ahead.
-A request whose Idempotency-Key an earlier request in the same batch carries waits for the next batch,
-where it finds that request's decision. A request that goes away while waiting does not take its decision
-out of the batch: it may be recorded though never answered, as when a connection drops after commit.
+that only the one refused is refused. A refusal of one item (a reused key, a correction of a decision
+already corrected) is that item's own, and the rest of the batch goes ahead. A request whose
+Idempotency-Key an earlier request in the same batch carries gets that request's decision once the batch
+commits (or waits for the next batch, when that request got none). A request that goes away while waiting
+does not take its decision out of the batch: it may be recorded though never answered, as when a connection
+drops after commit.
 """
 
 import asyncio
@@ -146,12 +148,19 @@ class ChainWriter:
                 raise
 
     async def _write(self, batch: list[tuple[Pending, "asyncio.Future[Written]"]]) -> None:
+        committed: list[Answer] = []  # filled once the commit has succeeded: from then on, nothing undoes it
         try:
             async with asyncio.timeout(self._transaction_timeout_s):
-                outcomes = await self._transaction([pending for pending, _ in batch])
+                await self._transaction([pending for pending, _ in batch], committed)
         except TimeoutError:
-            self._refuse(batch, StoreUnavailable("the audit store did not answer in time"))
+            if not committed:
+                self._refuse(batch, StoreUnavailable("the audit store did not answer in time"))
+                return
+            logger.warning("audit store slow to release a committed batch")
         except WriteRefused as error:
+            if committed:  # refused in clean-up, after the commit: what committed stands
+                self._settle(batch, committed)
+                return
             if len(batch) == 1:
                 self._refuse(batch, error)
                 return
@@ -159,22 +168,44 @@ class ChainWriter:
             logger.warning("audit batch of %d refused by the store; writing each alone", len(batch))
             for waiting in batch:
                 await self._write([waiting])
+            return
         except Exception as error:  # every waiting request gets the batch's failure
-            self._refuse(batch, error)
-        else:
-            self.batches += 1
-            later = [
-                waiting for waiting, outcome in zip(batch, outcomes, strict=True) if outcome is NEXT_BATCH
-            ]
-            self._waiting.extendleft(reversed(later))
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done() or isinstance(outcome, _NextBatch):
+            if not committed:
+                self._refuse(batch, error)
+                return
+            logger.warning("audit store failed after a committed batch: %s", type(error).__name__)
+        self._settle(batch, committed)
+
+    def _settle(self, batch: list[tuple[Pending, "asyncio.Future[Written]"]], answers: list[Answer]) -> None:
+        """Answer each request of a committed batch. A request whose key an earlier one in the batch
+        carried gets what that one got, when it was a decision; else it waits for the next batch."""
+        self.batches += 1
+        first: dict[tuple[str, str], tuple[str, Written]] = {}
+        for (pending, _), answer in zip(batch, answers, strict=True):
+            if pending.claim is not None and isinstance(answer, Written):
+                first.setdefault(pending.claim.ref, (pending.claim.fingerprint, answer))
+        later = []
+        for waiting, answer in zip(batch, answers, strict=True):
+            pending, future = waiting
+            if isinstance(answer, _NextBatch):
+                claim = pending.claim
+                if claim is None or claim.ref not in first:
+                    later.append(waiting)
                     continue
-                if isinstance(outcome, Exception):
-                    future.set_exception(outcome)
-                else:
-                    self.appended += not outcome.replayed
-                    future.set_result(outcome)
+                fingerprint, earlier = first[claim.ref]
+                answer = (
+                    Written(earlier.stored, replayed=True)
+                    if fingerprint == claim.fingerprint
+                    else IdempotencyKeyReused("this Idempotency-Key was used with a different request")
+                )
+            if future.done():
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                self.appended += not answer.replayed
+                future.set_result(answer)
+        self._waiting.extendleft(reversed(later))
 
     @staticmethod
     def _refuse(batch: Sequence[tuple[Pending, "asyncio.Future[Written]"]], error: Exception) -> None:
@@ -182,9 +213,9 @@ class ChainWriter:
             if not future.done():
                 future.set_exception(error)
 
-    async def _transaction(self, batch: Sequence[Pending]) -> list[Answer]:
+    async def _transaction(self, batch: Sequence[Pending], committed: list[Answer]) -> None:
         """One transaction in the chain's turn: every key and correction is checked, and every decision
-        that passes is appended, before anything commits."""
+        that passes is appended, before anything commits; ``committed`` gets the answers once it has."""
         outcomes: list[Answer | None] = [None] * len(batch)
         async with self._unit_of_work() as uow:
             await uow.assessments.lock_chain()
@@ -206,14 +237,14 @@ class ChainWriter:
             await uow.idempotency.forget([ref for ref in expired if ref in rebound])
             await uow.idempotency.add(bindings)
             rows = await uow.assessments.append(accepted)
+            answers: list[Answer] = []
+            appended = iter(rows)
+            for outcome in outcomes:
+                answers.append(
+                    Written(StoredAssessment(next(appended), None), False) if outcome is None else outcome
+                )
             await uow.commit()
-        answers: list[Answer] = []
-        appended = iter(rows)
-        for outcome in outcomes:
-            answers.append(
-                Written(StoredAssessment(next(appended), None), False) if outcome is None else outcome
-            )
-        return answers
+            committed.extend(answers)
 
     async def _check_keys(
         self, uow: UnitOfWork, batch: Sequence[Pending], outcomes: list[Answer | None]
@@ -224,7 +255,7 @@ class ChainWriter:
         for index, pending in enumerate(batch):
             if pending.claim is None:
                 continue
-            if pending.claim.ref in first:  # the same key twice in one batch: the later one gets the first's
+            if pending.claim.ref in first:  # the same key twice in one batch: answered after the first
                 outcomes[index] = NEXT_BATCH
             else:
                 first[pending.claim.ref] = (index, pending.claim)

@@ -314,10 +314,10 @@ async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
     transactions = 0
     transaction = ChainWriter._transaction
 
-    async def counting(self: ChainWriter, batch: Sequence[Pending]) -> list[Answer]:
+    async def counting(self: ChainWriter, batch: Sequence[Pending], committed: list[Answer]) -> None:
         nonlocal transactions
         transactions += 1
-        return await transaction(self, batch)
+        await transaction(self, batch, committed)
 
     async def any_key_is_an_assessor(_self: KeyService, _presented: str) -> Principal:
         return Principal("tests-batch", frozenset(Scope), ALL_SITES, method="api-key")

@@ -50,7 +50,10 @@ def _plain(value: Any) -> bool:
                 continue
             return False
         if kind is dict:
-            if not all(type(key) is str and key.isascii() for key in item):
+            try:
+                if not "".join(item).isascii():  # TypeError: a key that is no string
+                    return False
+            except TypeError:
                 return False
             stack.extend(item.values())
             continue

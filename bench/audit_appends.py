@@ -1,30 +1,45 @@
-"""Audit appends per second: the real service on a fresh PostgreSQL database, driven over loopback.
+"""Audit appends per second of the real service on a fresh PostgreSQL database, and of its floor.
 
 A benchmark, not a test. It creates a database ``il6_bench_<hex>``, migrates it (``il6 db upgrade``),
 provisions a signing key (``il6 audit keygen``), creates an API key with every scope for every site
 (``il6 keys create``, as the service's login, as an operator does), starts the service as deployed
-(``uvicorn app.main:create_app --factory``, production environment, 1 worker, ``--no-access-log``), and
-drives ``POST /v1/assessments`` (each request with its own Idempotency-Key and subject, and the key as its
-bearer credential) at each concurrency for a fixed time. It prints appends/s (201s per second), p50 and
-p99 latency per concurrency, then checks the database holds the 201s counted and that
-``GET /v1/audit/verify`` is intact, and drops the database (and with it the key).
+(``uvicorn app.main:create_app --factory``, production environment, ``--workers N`` (1 unless told),
+``--no-access-log``), and drives ``POST /v1/assessments`` (each request with its own Idempotency-Key and
+subject, and the key as its bearer credential) at each concurrency for a fixed time. It then checks the
+database holds the 201s counted and that ``GET /v1/audit/verify`` is intact, stops the service and drops
+the database (and with it the key).
+
+Then, in the same run, the floor: ``bench/floor_app.py``, a bare FastAPI endpoint at the same path that
+validates the same request model (``AssessmentIn``) and answers 201, with no database, authentication or
+middleware, started by the same uvicorn command line (same ``--workers``, ``--no-access-log``, the same
+automatic choice of event loop and HTTP parser) and driven by the same load generator with the same
+requests at the same concurrencies. An appends/s figure alone does not say whether it is good on this
+machine; as a share of the floor it does: what is missing is what the service adds (authentication, the
+exact JSON reading, the decision, the audit append and its commit, the larger answer). The floor runs
+after the service is stopped and the database dropped, so that neither takes CPU from it (PostgreSQL may
+still be writing out what the service committed). It prints, per concurrency, requests/s, p50 and p99
+for both and the service's throughput as a percentage of the floor's.
 
 The service runs with ``IL6_RATE_LIMIT_PER_MINUTE=0`` (no rate limit): the one bench caller sends far more
 than a caller's allowance, and a 429 would measure the limiter, not the appends. The key never appears in
 the output: it goes to the load generators through the environment (``BENCH_API_KEY``), not the command
-line or a file.
+line or a file. The floor ignores it; it is sent anyway, so that both servers read the same requests.
 
 Run from the project root, with PostgreSQL reachable (TEST_POSTGRES_ADMIN_URL, as for the tests)::
 
     .venv/bin/python bench/audit_appends.py                      # wrk when installed, else httpx
     .venv/bin/python bench/audit_appends.py --loadgen httpx --duration 10 --concurrency 16 64
+    .venv/bin/python bench/audit_appends.py --loadgen wrk --duration 10 --workers 2
 
 Load generators: ``wrk`` (a Lua script written to a temporary file makes each request unique and counts
 the 201s), or, without wrk, an asyncio httpx loop in a separate process. The httpx loop lets in-flight
 requests finish at the end, so the rows must equal the 201s counted exactly; wrk stops with requests in
 flight that the server may still record, so there the rows may exceed the 201s by at most that many.
-On a small machine the load generator, the service and PostgreSQL share the CPUs: the httpx generator in
-particular is CPU-bound itself, so its figures are a lower bound on the service's.
+On a small machine the load generator, the server and PostgreSQL share the CPUs: the httpx generator in
+particular is CPU-bound itself, so its figures are a lower bound on the server's, for the floor even more
+than for the service (the faster the server, the larger the generator's share of the CPUs).
+With more than one worker, ``/readyz`` answering says one worker is up, not all: the warm-up stage, run
+before each server's measured stages, is what lets the others start.
 """
 
 import argparse
@@ -45,6 +60,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -406,23 +422,46 @@ def _free_port() -> int:
         return port
 
 
-@contextmanager
-def running_service(environment: dict[str, str], cwd: Path, logs: Path) -> Iterator[str]:
-    """uvicorn with 1 worker and no access log; its base URL once /readyz answers 200; SIGTERM after."""
-    port = _free_port()
-    command = [
+SERVICE_APP = ["app.main:create_app", "--factory"]
+FLOOR_APP = ["floor_app:app", "--app-dir", str(PROJECT / "bench")]
+"""The two uvicorn targets; everything else on their command lines is the same (``uvicorn_command``)."""
+
+
+def uvicorn_command(target: list[str], port: int, workers: int) -> list[str]:
+    """One uvicorn command line for the service and the floor alike: loopback, ``workers`` processes, no
+    access log, and uvicorn's own choice of event loop and HTTP parser (``auto``: uvloop and httptools
+    when installed, as ``uvicorn[standard]`` installs them), so that the two differ only in the app."""
+    return [
         str(UVICORN),
-        "app.main:create_app",
-        "--factory",
+        *target,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--no-access-log",
     ]
-    with (logs / "server.log").open("wb") as log:
+
+
+def floor_environment() -> dict[str, str]:
+    """The floor's environment: this one without the service's settings, which the floor does not read."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("IL6_") and key != "DATABASE_URL"
+    }
+    return {**inherited, "PYTHONUNBUFFERED": "1"}
+
+
+@contextmanager
+def running_server(
+    target: list[str], workers: int, environment: dict[str, str], cwd: Path, log_path: Path
+) -> Iterator[str]:
+    """uvicorn (``uvicorn_command``); its base URL once /readyz answers 200; SIGTERM after."""
+    port = _free_port()
+    command = uvicorn_command(target, port, workers)
+    with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - the project's own uvicorn, no shell
             command, env=environment, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
@@ -432,14 +471,14 @@ def running_service(environment: dict[str, str], cwd: Path, logs: Path) -> Itera
         with httpx.Client(base_url=base_url, timeout=2.0) as client:
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError(f"the service exited with {process.returncode}; see {logs}")
+                    raise RuntimeError(f"{target[0]} exited with {process.returncode}; see {log_path}")
                 try:
                     if client.get("/readyz").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the service was not ready in time")
+                    raise RuntimeError(f"{target[0]} was not ready in time")
                 time.sleep(0.1)
         yield base_url
     finally:
@@ -478,6 +517,7 @@ def machine_facts(admin_url: str, wrk: str | None) -> list[str]:
         f"python: {platform.python_version()}",
         f"postgresql: {postgres}",
     ]
+    facts.append(f"code: {code_version()}")
     if wrk is not None:
         version = subprocess.run(  # noqa: S603 - wrk found on PATH, no shell
             [wrk, "-v"], capture_output=True, text=True, timeout=10, check=False
@@ -486,13 +526,90 @@ def machine_facts(admin_url: str, wrk: str | None) -> list[str]:
     return facts
 
 
+def code_version() -> str:
+    """The commit the service runs from, and whether its code differs from it (figures are per commit)."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown (no git)"
+    head = subprocess.run(  # noqa: S603 - git found on PATH, no shell
+        [git, "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    changed = subprocess.run(  # noqa: S603 - git found on PATH, no shell
+        [git, "status", "--porcelain", "--", "app", "migrations", "pyproject.toml"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return head.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
+
+
+def _installed(distribution: str) -> str:
+    try:
+        return f"{distribution} {metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return f"no {distribution}"
+
+
+def server_facts(workers: int) -> str:
+    """What both uvicorn command lines run on: this interpreter's environment is the one ``UVICORN`` is in,
+    so what is installed here is what uvicorn's ``auto`` loop and parser pick (uvloop, httptools, when
+    present; asyncio and h11 otherwise)."""
+    return (
+        f"server: {_installed('uvicorn')}, --workers {workers} --no-access-log, loop auto "
+        f"({_installed('uvloop')}), http auto ({_installed('httptools')}); "
+        f"{_installed('fastapi')}, {_installed('pydantic')}"
+    )
+
+
+def _other(result: StageResult) -> dict[str, int]:
+    """A stage's answers other than 201, and its transport errors."""
+    other = {status: n for status, n in result.statuses.items() if status != "201"}
+    if result.transport_errors:
+        other["transport errors"] = result.transport_errors
+    return other
+
+
+def _stage_line(label: str, result: StageResult) -> str:
+    return (
+        f"{label:<7} {result.concurrency:>5} {result.appends_per_s:>9.1f} {result.p50_ms:>8.1f} "
+        f"{result.p99_ms:>8.1f} {result.created:>7}  {_other(result) or '-'}"
+    )
+
+
+STAGE_HEADER = f"{'server':<7} {'conns':>5} {'201s/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'201s':>7}  other"
+
+
+def comparison_table(service: list[StageResult], floor: list[StageResult]) -> list[str]:
+    """Per concurrency: the service's and the floor's 201s per second, p50 and p99, and the service's
+    throughput as a percentage of the floor's."""
+    lines = [
+        f"{'conns':>5} {'service/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'floor/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}"
+    ]
+    for ours, bare in zip(service, floor, strict=True):
+        ratio = (
+            f"{100 * ours.appends_per_s / bare.appends_per_s:>6.1f}%" if bare.appends_per_s > 0 else "      -"
+        )
+        lines.append(
+            f"{ours.concurrency:>5} {ours.appends_per_s:>10.1f} {ours.p50_ms:>8.1f} {ours.p99_ms:>8.1f} "
+            f"{bare.appends_per_s:>10.1f} {bare.p50_ms:>8.1f} {bare.p99_ms:>8.1f} {ratio}"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds per concurrency (15).")
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[16, 64], help="Connections per stage (16 64)."
     )
-    parser.add_argument("--warmup", type=float, default=3.0, help="Unreported seconds first (3).")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Unreported seconds first, per server (3).")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn --workers, for the service and the floor (1)."
+    )
     parser.add_argument("--loadgen", choices=["auto", "wrk", "httpx"], default="auto")
     parser.add_argument("--pool-size", type=int, default=None, help="IL6_DB_POOL_SIZE (service default).")
     parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL))
@@ -504,6 +621,8 @@ def main() -> int:
     if args.httpx_worker:
         _httpx_worker_main(args.url, args.concurrency[0], args.duration, args.tag)
         return 0
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
 
     admin_url = make_url(args.admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
     found_wrk = shutil.which("wrk")
@@ -512,55 +631,72 @@ def main() -> int:
     wrk = found_wrk if args.loadgen in ("auto", "wrk") else None
     for fact in machine_facts(admin_url, found_wrk):
         print(fact)
+    print(server_facts(args.workers))
     print(f"load generator: {'wrk' if wrk else 'httpx (separate process)'}; {args.duration:g} s per stage")
     print("service: IL6_RATE_LIMIT_PER_MINUTE=0 (no rate limit); requests carry a bench API key (not shown)")
+    print(
+        "floor: bench/floor_app.py (AssessmentIn validated, 201; no database, authentication or middleware)"
+    )
 
     def stage(url: str, concurrency: int, duration_s: float, scratch: Path, api_key: str) -> StageResult:
         if wrk is not None:
             return run_wrk(wrk, url, concurrency, duration_s, scratch, api_key)
         return run_httpx(url, concurrency, duration_s, api_key)
 
-    with tempfile.TemporaryDirectory(prefix="il6-bench-") as scratch_name, fresh_database(admin_url) as url:
-        scratch = Path(scratch_name)
-        environment = service_environment(url, scratch, args.pool_size)
-        _run([str(IL6), "db", "upgrade"], environment, scratch)
-        _run(
-            [str(IL6), "audit", "keygen", "--output", str(scratch / "audit-signing-key.pem")],
-            environment,
-            scratch,
-        )
-        # Production runs on a login that is a member of il6_app and owns nothing (docs/audit.md).
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(SERVICE_LOGIN_SQL)
-        service_url = make_url(url).set(username=SERVICE_LOGIN).render_as_string(hide_password=False)
-        serving = {**environment, "DATABASE_URL": service_url}
-        api_key = create_api_key(serving, scratch)
-        with running_service(serving, scratch, scratch) as base_url:
-            results: list[StageResult] = []
-            if args.warmup > 0:
-                results.append(stage(base_url, args.concurrency[0], args.warmup, scratch, api_key))
-            print(f"{'conns':>5} {'appends/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'201s':>7}  other")
-            for concurrency in args.concurrency:
-                result = stage(base_url, concurrency, args.duration, scratch, api_key)
-                results.append(result)
-                other = {status: n for status, n in result.statuses.items() if status != "201"}
-                if result.transport_errors:
-                    other["transport errors"] = result.transport_errors
-                print(
-                    f"{concurrency:>5} {result.appends_per_s:>10.1f} {result.p50_ms:>8.1f} "
-                    f"{result.p99_ms:>8.1f} {result.created:>7}  {other or '-'}"
-                )
-            # Requests a load generator abandoned at its deadline may still be recorded: wait for quiet.
-            rows = settled_row_count(url)
-            with httpx.Client(base_url=base_url, timeout=300.0, headers=bearer(api_key)) as client:
-                answer = client.get("/v1/audit/verify")
-            if answer.status_code != 200:
-                print(f"GET /v1/audit/verify answered {answer.status_code}: {answer.text[:300]}")
-                return 1
-            verification = answer.json()
+    def stages(
+        label: str, url: str, scratch: Path, api_key: str
+    ) -> tuple[StageResult | None, list[StageResult]]:
+        """The warm-up (not printed), then one stage per concurrency, each printed as it ends. The same for
+        the service and the floor: the same stages, the same requests."""
+        warm = stage(url, args.concurrency[0], args.warmup, scratch, api_key) if args.warmup > 0 else None
+        measured: list[StageResult] = []
+        for concurrency in args.concurrency:
+            result = stage(url, concurrency, args.duration, scratch, api_key)
+            measured.append(result)
+            print(_stage_line(label, result), flush=True)
+        return warm, measured
 
-    created = sum(result.created for result in results)
-    in_flight = sum(result.concurrency + result.transport_errors for result in results)
+    with tempfile.TemporaryDirectory(prefix="il6-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        with fresh_database(admin_url) as url:
+            environment = service_environment(url, scratch, args.pool_size)
+            _run([str(IL6), "db", "upgrade"], environment, scratch)
+            _run(
+                [str(IL6), "audit", "keygen", "--output", str(scratch / "audit-signing-key.pem")],
+                environment,
+                scratch,
+            )
+            # Production runs on a login that is a member of il6_app and owns nothing (docs/audit.md).
+            with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+                admin.execute(SERVICE_LOGIN_SQL)
+            service_url = make_url(url).set(username=SERVICE_LOGIN).render_as_string(hide_password=False)
+            serving = {**environment, "DATABASE_URL": service_url}
+            api_key = create_api_key(serving, scratch)
+            print(STAGE_HEADER, flush=True)
+            with running_server(SERVICE_APP, args.workers, serving, scratch, scratch / "server.log") as base:
+                service_warm, service = stages("service", base, scratch, api_key)
+                # Requests a load generator abandoned at its deadline may still be recorded: wait for quiet.
+                rows = settled_row_count(url)
+                with httpx.Client(base_url=base, timeout=300.0, headers=bearer(api_key)) as client:
+                    answer = client.get("/v1/audit/verify")
+                if answer.status_code != 200:
+                    print(f"GET /v1/audit/verify answered {answer.status_code}: {answer.text[:300]}")
+                    return 1
+                verification = answer.json()
+        # The service is stopped and its database dropped: the floor has the machine to itself (and wrk).
+        floor_log = scratch / "floor.log"
+        with running_server(FLOOR_APP, args.workers, floor_environment(), scratch, floor_log) as base:
+            _, floor = stages("floor", base, scratch, api_key)
+
+    print()
+    for line in comparison_table(service, floor):
+        print(line)
+    print("ratio: service/s as a percentage of floor/s (201s per second, same requests, same concurrency)")
+
+    # The service's rows hold its warm-up's 201s too.
+    counted = [*([service_warm] if service_warm is not None else []), *service]
+    created = sum(result.created for result in counted)
+    in_flight = sum(result.concurrency + result.transport_errors for result in counted)
     if wrk is None:
         rows_ok = rows == created
         expectation = "rows == 201s"
@@ -568,10 +704,15 @@ def main() -> int:
         rows_ok = created <= rows <= created + in_flight
         expectation = f"201s <= rows <= 201s + {in_flight} (in flight when wrk stopped)"
     verdict = "OK" if rows_ok else "MISMATCH"
-    print(f"rows {rows}, 201s counted {created} (warm-up included): {verdict} ({expectation})")
+    print(f"service: rows {rows}, 201s counted {created} (warm-up included): {verdict} ({expectation})")
     verified = verification.get("intact") is True and verification.get("checked") == rows
-    print(f"GET /v1/audit/verify: intact={verification.get('intact')} checked={verification.get('checked')}")
-    return 0 if rows_ok and verified else 1
+    print(
+        f"service: GET /v1/audit/verify: intact={verification.get('intact')} "
+        f"checked={verification.get('checked')}"
+    )
+    floor_ok = all(not _other(result) for result in floor)
+    print(f"floor: every answer 201: {'OK' if floor_ok else 'NO (see other, above)'}")
+    return 0 if rows_ok and verified and floor_ok else 1
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
+import app
 from app.domain.access import API_KEY
 
 BIN = Path(sys.executable).parent
@@ -527,18 +528,20 @@ def machine_facts(admin_url: str, wrk: str | None) -> list[str]:
 
 
 def code_version() -> str:
-    """The commit the service runs from, and whether its code differs from it (figures are per commit)."""
+    """The commit of the code the service runs (the ``app`` package this benchmark imports, which the
+    service's processes import too), and whether it differs from that commit: figures are per commit."""
+    root = Path(app.__file__).resolve().parent.parent
     git = shutil.which("git")
     if git is None:
         return "unknown (no git)"
     head = subprocess.run(  # noqa: S603 - git found on PATH, no shell
-        [git, "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=False
+        [git, "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=False
     )
     if head.returncode != 0:
         return "unknown (not a git checkout)"
     changed = subprocess.run(  # noqa: S603 - git found on PATH, no shell
         [git, "status", "--porcelain", "--", "app", "migrations", "pyproject.toml"],
-        cwd=PROJECT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=False,

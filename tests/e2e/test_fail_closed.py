@@ -5,8 +5,9 @@ its own Idempotency-Key and retried with the same key and body until it is answe
 every open connection in both directions and refuses new ones for a few seconds, as a failover would.
 The cut is timed to land on a commit boundary: one transaction committed whose acknowledgement never
 reaches the service (the other connections are cut wherever they are; the process's one audit writer sends
-no other COMMIT while it waits, and the proxy would hold one back from PostgreSQL if it did). No decision may be given without its record, none may be recorded twice, the chain must stay
-whole, and the same server process must decide again once PostgreSQL is reachable.
+no other COMMIT while it waits, and the proxy would hold one back from PostgreSQL if it did). No decision
+may be given without its record, none may be recorded twice, the chain must stay whole, and the same
+server process must decide again once PostgreSQL is reachable.
 
 The second test freezes instead of cutting: the one connection that has just taken the audit chain's lock
 goes silent in both directions with its sockets left open, as a half-open network path would.

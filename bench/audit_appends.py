@@ -328,9 +328,10 @@ def run_wrk(
 
 
 @contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """A new database, as a service DATABASE_URL; dropped (WITH FORCE) afterwards."""
-    name = f"il6_bench_{secrets.token_hex(6)}"
+def fresh_database(admin_url: str, prefix: str = "il6_bench_") -> Iterator[str]:
+    """A new database ``<prefix><hex>``, as a service DATABASE_URL; dropped (WITH FORCE) afterwards.
+    The other benchmarks in this directory use it too."""
+    name = f"{prefix}{secrets.token_hex(6)}"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:

@@ -24,10 +24,8 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
-from psycopg import sql
+from audit_appends import fresh_database  # this directory's (scripts run from it)
 from pydantic import SecretStr
-from sqlalchemy import make_url
 
 from app.domain.access import ALL_SITES, Scope
 from app.main import create_app
@@ -94,19 +92,13 @@ def main() -> int:
     if any(not 0 < size <= MAX_ITEMS for size in args.items):
         parser.error(f"each batch holds 1 to {MAX_ITEMS} items")
     admin_url = os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL)
-    name = f"il6_bench_batch_{uuid.uuid4().hex[:12]}"
-    print(f"python: {platform.python_version()}; nproc: {os.cpu_count()}; database: {name}")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-        database_url = url.render_as_string(hide_password=False)
+    print(f"python: {platform.python_version()}; nproc: {os.cpu_count()}")
+    with (
+        fresh_database(admin_url, prefix="il6_bench_batch_") as database_url,
+        tempfile.TemporaryDirectory(prefix="il6-bench-batch-") as state,
+    ):
         upgrade(database_url)
-        with tempfile.TemporaryDirectory(prefix="il6-bench-batch-") as state:
-            return asyncio.run(run(database_url, args.items, Path(state)))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        return asyncio.run(run(database_url, args.items, Path(state)))
 
 
 if __name__ == "__main__":

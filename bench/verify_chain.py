@@ -81,7 +81,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import psycopg
-from psycopg import sql
+from audit_appends import fresh_database  # this directory's (scripts run from it)
 from psycopg.types.string import TextLoader
 from pydantic import SecretStr
 from sqlalchemy import Table, make_url
@@ -124,23 +124,6 @@ COLUMNS = [column.name for column in cast(Table, Assessment.__table__).c]
 
 
 # --- the database ---
-
-
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """A new database, as a service DATABASE_URL; dropped (WITH FORCE) afterwards."""
-    name = f"il6_bench_verify_{secrets.token_hex(6)}"
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield (
-            make_url(admin_url)
-            .set(drivername="postgresql+psycopg", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def cli_environment(database_url: str, state: Path) -> dict[str, str]:
@@ -843,7 +826,7 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="il6-bench-verify-") as scratch_name:
         state = Path(scratch_name)
-        with fresh_database(admin_url) as url:
+        with fresh_database(admin_url, prefix="il6_bench_verify_") as url:
             environment = cli_environment(url, state)
             run_cli(["db", "upgrade"], environment, state)
             run_cli(["audit", "keygen", "--output", str(state / "audit-signing-key.pem")], environment, state)

@@ -17,12 +17,14 @@ class RuleSetClassifier:
     """Eligibility by detectability against the assay's limit of detection; risk by a fixed cutoff.
 
     Parameters are read from the definition once, when the version loads, so a malformed definition
-    fails at start-up rather than at the first request.
+    fails at start-up rather than at the first request. ``kind`` is the kind the definition must declare:
+    a model-backed kind that compiles to an IL6 cutoff (``app.ml.model_version``) decides through this
+    same code, so censored results are placed exactly as for a rule set.
     """
 
-    def __init__(self, definition: ClassifierDefinition) -> None:
-        if definition.kind != KIND:
-            raise ClassifierDefinitionError(f"{definition.ref} is not a {KIND} classifier")
+    def __init__(self, definition: ClassifierDefinition, kind: str = KIND) -> None:
+        if definition.kind != kind:
+            raise ClassifierDefinitionError(f"{definition.ref} is not a {kind} classifier")
         self._definition = definition
         cutoff = definition.parameter(CUTOFF)
         if cutoff.unit != PG_PER_ML:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.cli_classifiers import install as install_classifier_commands
+
 if TYPE_CHECKING:
     from app.domain.audit import Verification
     from app.service.access import KeyInfo, KeyService
@@ -362,6 +364,9 @@ def keys_bootstrap() -> None:
         typer.echo(f"The local admin key is in {path}.")
     else:
         typer.echo("This store has API keys already; make one with: il6 keys create --help")
+
+
+install_classifier_commands(classifiers)
 
 
 def main() -> None:

@@ -24,18 +24,21 @@ from app.api.metrics import Metrics
 from app.api.openapi import install_openapi
 from app.api.rate_limit import RateLimiter
 from app.api.request_log import RequestLogMiddleware
-from app.api.routers import assessments, batch, catalog, exports, health, keys
+from app.api.routers import assessments, batch, catalog, exports, health, keys, lifecycle
 from app.api.routers import audit as audit_routes
 from app.api.routers import cds_hooks as cds_hooks_routes
 from app.api.routers import metrics as metrics_routes
 from app.api.routers import redcap as redcap_routes
 from app.api.security_headers import DOCS_PATHS, SecurityHeadersMiddleware
 from app.domain.classifiers.registry import load_registry
+from app.ml.model_version import BUILDERS
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService
 from app.service.audit import AuditService, CheckpointPublisher
 from app.service.chain_writer import ChainWriter
 from app.service.checkpoints import CheckpointSigner, last_signed, load_signing_key
+from app.service.classifiers import ClassifierCatalog
+from app.service.impact import ClassifierReports
 from app.service.oidc import OidcConfig, OidcVerifier
 from app.service.readiness import ReadinessProbe
 from app.service.redcap import RedcapReceiver
@@ -96,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Third-party loggers that would print SQL parameters (subject ids, values) at DEBUG stay quiet.
     for name in ("alembic", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    registry = load_registry(settings.classifier_dir)
+    registry = load_registry(settings.classifier_dir, BUILDERS)
     for rejected in registry.rejected:
         logger.error("classifier %s@%s is not served: %s", rejected.name, rejected.version, rejected.reason)
     signing_key = load_signing_key(
@@ -111,9 +114,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     signer = CheckpointSigner(signing_key)
     audit = AuditService(unit_of_work, signer, anchor=last_signed(settings.checkpoint_file, signer))
+    classifiers = ClassifierCatalog(
+        registry,
+        unit_of_work,
+        BUILDERS,
+        refresh_interval_s=settings.classifier_refresh_s,
+        load_timeout_s=settings.db_transaction_timeout_s,
+    )
     services = Services(
-        registry=registry,
-        assessments=AssessmentService(registry, unit_of_work, writer),
+        catalog=classifiers,
+        reports=ClassifierReports(classifiers, unit_of_work),
+        assessments=AssessmentService(classifiers, unit_of_work, writer),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
         keys=KeyService(unit_of_work, partial(UnitOfWork, create_session_factory(engine, read_only=True))),
@@ -138,13 +149,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await engine.dispose()
                 raise
         # Objects alive after start-up never need collecting: keep them out of the collector's scans.
+        await classifiers.start()
         gc.freeze()
+        refreshing = asyncio.create_task(classifiers.run(), name="classifier-refresh")
         publishing = (
             asyncio.create_task(publisher.run(), name="audit-checkpoints")
             if settings.checkpoint_interval_s > 0
             else None
         )
         yield
+        refreshing.cancel()
+        with suppress(asyncio.CancelledError):
+            await refreshing
         if publishing is not None:
             publishing.cancel()
             with suppress(asyncio.CancelledError):
@@ -194,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router, **protected)  # before assessments: /assessments/batch is no id
     app.include_router(assessments.router, **protected)
     app.include_router(audit_routes.router, **protected)
+    app.include_router(lifecycle.router, **protected)  # before catalog: /{name}/history is no version
     app.include_router(catalog.router, **protected)
     app.include_router(cds_hooks_routes.router, **protected)
     app.include_router(exports.create_router(settings.study_id), **protected)

@@ -162,6 +162,13 @@ class Settings(BaseSettings):
     classifier_dir: Path | None = Field(
         default=None, description="A classifier registry directory; the bundled one when unset."
     )
+    classifier_refresh_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How often each process checks the store for classifier lifecycle changes made by "
+        "another process (an activation, say); a change made by the process itself applies at once.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Access: API keys always; OIDC bearer tokens (client credentials) when an issuer is configured.

@@ -16,6 +16,8 @@ from app.domain.classifiers.registry import ClassifierRegistry
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService, Caller
 from app.service.audit import AuditService
+from app.service.classifiers import ClassifierCatalog
+from app.service.impact import ClassifierReports
 from app.service.oidc import OidcVerifier
 from app.service.readiness import ReadinessProbe
 
@@ -24,7 +26,8 @@ from app.service.readiness import ReadinessProbe
 class Services:
     """Everything a request may use, built once by ``create_app``."""
 
-    registry: ClassifierRegistry
+    catalog: ClassifierCatalog
+    reports: ClassifierReports
     assessments: AssessmentService
     audit: AuditService
     readiness: ReadinessProbe
@@ -53,8 +56,19 @@ async def get_assessments(request: Request) -> AssessmentService:
 
 
 async def get_registry(request: Request) -> ClassifierRegistry:
+    """The classifier versions as this process last read them from the store."""
     services: Services = request.app.state.services
-    return services.registry
+    return services.catalog.current
+
+
+async def get_catalog(request: Request) -> ClassifierCatalog:
+    services: Services = request.app.state.services
+    return services.catalog
+
+
+async def get_reports(request: Request) -> ClassifierReports:
+    services: Services = request.app.state.services
+    return services.reports
 
 
 async def get_audit(request: Request) -> AuditService:

@@ -141,6 +141,14 @@ ISSUER_UNAVAILABLE = ProblemType(
     "The configured OIDC issuer's signing keys could not be fetched, so the access token could not be "
     "checked. Retry after Retry-After seconds.",
 )
+LIFECYCLE_REFUSED = ProblemType(
+    "lifecycle-refused",
+    "Lifecycle change refused",
+    409,
+    "The classifier version's current state does not allow this change (activating the active version, "
+    "retiring the default classifier's only active version, shadowing with the active version ...); the "
+    "detail says why. Versions move draft -> active -> retired; see GET /v1/classifiers/{name}/history.",
+)
 INTERNAL = ProblemType("internal-error", "Internal error", 500, "An unexpected error; it was logged.")
 
 PROBLEM_TYPES = {
@@ -149,6 +157,7 @@ PROBLEM_TYPES = {
         VALIDATION,
         UNSUPPORTED_MEDIA_TYPE,
         NOT_FOUND,
+        LIFECYCLE_REFUSED,
         METHOD_NOT_ALLOWED,
         PAYLOAD_TOO_LARGE,
         BAD_REQUEST,

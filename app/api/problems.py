@@ -24,6 +24,7 @@ from app.api.problem_types import (
     ISSUER_UNAVAILABLE,
     KEY_NAME_TAKEN,
     KEY_REVOKED,
+    LIFECYCLE_REFUSED,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     NOT_READY,
@@ -41,12 +42,14 @@ from app.api.problem_types import (
     ProblemType,
 )
 from app.domain.classifiers.base import ClassifierDefinitionError
+from app.domain.classifiers.lifecycle import LifecycleRefused
 from app.domain.errors import InvalidInput
 from app.interop.redcap import InvalidRecord
 from app.service.access import KeyNameTaken, KeyRevoked
 from app.service.assessments import InvalidCursor, ReplayUnavailable
 from app.service.audit import ChainBroken
 from app.service.checkpoints import InvalidCheckpoint
+from app.service.classifiers import UnknownVersion
 from app.service.errors import (
     AlreadySuperseded,
     AppendConflict,
@@ -72,6 +75,7 @@ __all__ = [
     "ISSUER_UNAVAILABLE",
     "KEY_NAME_TAKEN",
     "KEY_REVOKED",
+    "LIFECYCLE_REFUSED",
     "METHOD_NOT_ALLOWED",
     "NOT_FOUND",
     "NOT_READY",
@@ -317,6 +321,14 @@ async def _key_revoked(_request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(KEY_REVOKED, detail=str(exc))
 
 
+async def _lifecycle_refused(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(LIFECYCLE_REFUSED, detail=str(exc))
+
+
+async def _unknown_version(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response(NOT_FOUND, detail=str(exc))
+
+
 async def _issuer_unavailable(_request: Request, exc: Exception) -> ProblemResponse:
     logger.error("OIDC issuer unavailable: %s", type(exc.__cause__ or exc).__name__)
     return problem_response(ISSUER_UNAVAILABLE, headers={"Retry-After": "5"})
@@ -362,3 +374,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(KeyNameTaken, _key_name_taken)
     app.add_exception_handler(KeyRevoked, _key_revoked)
     app.add_exception_handler(IssuerUnavailable, _issuer_unavailable)
+    app.add_exception_handler(LifecycleRefused, _lifecycle_refused)
+    app.add_exception_handler(UnknownVersion, _unknown_version)

@@ -11,11 +11,12 @@ from typing import Any
 
 from app.domain import canonical_json
 from app.domain.access import SiteAccess
-from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
+from app.domain.classifiers.registry import RegisteredVersion
 from app.domain.errors import DomainError
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen
 from app.service.chain_writer import ChainWriter, Claim, Correction, Pending
+from app.service.classifiers import ClassifierCatalog
 from app.service.documents import (
     Submission,
     decision_document,
@@ -23,6 +24,7 @@ from app.service.documents import (
     submission_from_input,
 )
 from app.service.errors import Forbidden
+from app.store.classifier_repositories import NewShadowDecision
 from app.store.models import Assessment
 from app.store.repositories import NewAssessment, StoredAssessment
 from app.store.unit_of_work import UnitOfWork
@@ -170,14 +172,16 @@ def _decode_cursor(cursor: str) -> int:
 
 class AssessmentService:
     def __init__(
-        self, registry: ClassifierRegistry, unit_of_work: Callable[[], UnitOfWork], writer: ChainWriter
+        self, catalog: ClassifierCatalog, unit_of_work: Callable[[], UnitOfWork], writer: ChainWriter
     ) -> None:
-        """``writer`` records decisions; ``unit_of_work`` reads them back."""
-        self._registry = registry
+        """``catalog`` serves the classifier versions; ``writer`` records decisions; ``unit_of_work`` reads
+        them back."""
+        self._catalog = catalog
         self._unit_of_work = unit_of_work
         self._writer = writer
 
-    def _decide(self, submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
+    @staticmethod
+    def _decide(submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
         assay = version.definition.assay(submission.assay)
         measurement = measure(submission.value, submission.unit, submission.comparator, assay)
         specimen = Specimen(submission.specimen_type, submission.collected_at)
@@ -202,9 +206,15 @@ class AssessmentService:
                 "site",
                 "This caller may decide only for its own sites: site_id must name one of them.",
             )
+        registry = await self._catalog.for_decisions()
         decision: NewAssessment | DomainError
+        shadows: tuple[NewShadowDecision, ...] = ()
         try:
-            decision = self._new_assessment(uuid.uuid4(), submission, raw, caller, idempotency_key)
+            version = registry.resolve(submission.classifier)
+            decision = self._new_assessment(uuid.uuid4(), version, submission, raw, caller, idempotency_key)
+            shadow = registry.shadow_of(version)
+            if shadow is not None:
+                shadows = (_shadow_decision(decision.id, submission, shadow),)
         except DomainError as error:
             if idempotency_key is None:
                 raise
@@ -217,18 +227,18 @@ class AssessmentService:
             correction = Correction(
                 submission.supersedes, submission.subject_id, submission.site_id, caller.sites
             )
-        written = await self._writer.write(Pending(decision, claim, correction))
+        written = await self._writer.write(Pending(decision, claim, correction, shadows))
         return Outcome(RecordedAssessment.from_stored(written.stored), replayed=written.replayed)
 
     def _new_assessment(
         self,
         decision_id: uuid.UUID,
+        version: RegisteredVersion,
         submission: Submission,
         raw: RawRequest,
         caller: Caller,
         idempotency_key: str | None,
     ) -> NewAssessment:
-        version = self._registry.resolve(submission.classifier)
         decision = self._decide(submission, version)
         return NewAssessment(
             id=decision_id,
@@ -285,17 +295,41 @@ class AssessmentService:
         original = await self.get(assessment_id, sites)
         if original is None:
             return None
+        registry = self._catalog.current
         if classifier is None:
             recorded = original.decision["classifier"]
-            version = self._registry.get(recorded["name"], recorded["version"])
+            version = registry.get(recorded["name"], recorded["version"])
             if version is None or version.digest != recorded["digest"]:
                 raise ReplayUnavailable(
                     "the classifier version that made this decision is not loaded with its recorded digest"
                 )
         else:
-            version = self._registry.resolve(classifier)
+            version = registry.resolve(classifier)
         replayed = self._decide(submission_from_input(original.input), version)
         changes = _changes(original.decision, replayed)
         if classifier is None and replayed["classifier"] != original.decision["classifier"]:
             changes.append(Change("classifier", original.decision["classifier"], replayed["classifier"]))
         return Replay(original, replayed, tuple(changes))
+
+
+def _shadow_decision(
+    decision_id: uuid.UUID, submission: Submission, shadow: RegisteredVersion
+) -> NewShadowDecision:
+    """What the shadow version decides for the same input; why not, when it cannot decide it."""
+    definition = shadow.definition
+    try:
+        decision = AssessmentService._decide(submission, shadow)
+    except DomainError as error:
+        return NewShadowDecision(
+            decision_id, definition.name, definition.version, shadow.digest, None, None, None, str(error)
+        )
+    return NewShadowDecision(
+        assessment_id=decision_id,
+        classifier_name=definition.name,
+        classifier_version=definition.version,
+        classifier_digest=shadow.digest,
+        eligibility_status=decision["eligibility"]["status"],
+        risk_group=decision["risk"]["group"],
+        decision=decision,
+        error=None,
+    )

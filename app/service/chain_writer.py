@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from app.domain.access import SiteAccess
 from app.domain.errors import DomainError, InvalidInput
 from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestInProgress
+from app.store.classifier_repositories import NewShadowDecision
 from app.store.repositories import NewAssessment, StoredAssessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 
@@ -73,6 +74,8 @@ class Pending:
     decision: NewAssessment | DomainError
     claim: Claim | None = None
     correction: Correction | None = None
+    shadows: tuple[NewShadowDecision, ...] = ()
+    """What candidate versions decided beside it: stored with it, never answered."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class ChainWriter:
             expired = await self._check_keys(uow, batch, outcomes)
             await self._check_corrections(uow, batch, outcomes)
             accepted: list[NewAssessment] = []
+            shadows: list[NewShadowDecision] = []
             bindings: list[tuple[str, str, str, uuid.UUID]] = []
             for index, pending in enumerate(batch):
                 if outcomes[index] is not None:
@@ -230,6 +234,7 @@ class ChainWriter:
                     outcomes[index] = pending.decision
                     continue
                 accepted.append(pending.decision)
+                shadows += pending.shadows
                 if pending.claim is not None:
                     claim = pending.claim
                     bindings.append((claim.client_id, claim.key, claim.fingerprint, pending.decision.id))
@@ -237,6 +242,7 @@ class ChainWriter:
             await uow.idempotency.forget([ref for ref in expired if ref in rebound])
             await uow.idempotency.add(bindings)
             rows = await uow.assessments.append(accepted)
+            await uow.shadows.add(shadows)
             answers: list[Answer] = []
             appended = iter(rows)
             for outcome in outcomes:

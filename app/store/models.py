@@ -3,6 +3,8 @@
 ``assessment`` is the audit trail: rows are only ever inserted, each linked to the one before by its hash
 (app/domain/audit.py), and the database refuses UPDATE, DELETE and TRUNCATE on it (migration 0002).
 ``idempotency_key`` holds the keys callers send with decisions, each naming the decision it produced.
+``classifier_version`` and ``classifier_event`` are the classifier registry and its lifecycle, and
+``shadow_decision`` what candidate versions decided beside live decisions (migration 0004).
 """
 
 import uuid
@@ -14,8 +16,10 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     String,
     Text,
@@ -122,3 +126,75 @@ class ApiKeyEvent(Base):
     by: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(Text())
+
+
+class ClassifierVersion(Base):
+    """A classifier version the store knows: its manifest and model artifact exactly as registered, and its
+    digest. Versions are immutable: rows are only ever inserted (migration 0004)."""
+
+    __tablename__ = "classifier_version"
+    __table_args__ = (
+        PrimaryKeyConstraint("name", "version"),
+        CheckConstraint("origin IN ('bundled', 'registered')", name="origin"),
+    )
+
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(71))
+    manifest: Mapped[dict[str, Any]] = mapped_column(Document)
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary())
+    origin: Mapped[str] = mapped_column(String(16))
+    """``bundled``: shipped with the service; ``registered``: added by a trial team."""
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    registered_by: Mapped[str] = mapped_column(String(64))
+
+
+class ClassifierEvent(Base):
+    """Every lifecycle change of a classifier version, in order: registered (a draft), activated, retired,
+    shadow started or stopped; who, when (the database clock) and why. Append-only: the current status of
+    every version, and which version was active at any time, are read from it."""
+
+    __tablename__ = "classifier_event"
+    __table_args__ = (
+        CheckConstraint(
+            "event IN ('registered', 'activated', 'retired', 'shadow-started', 'shadow-stopped')",
+            name="event",
+        ),
+        ForeignKeyConstraint(
+            ["name", "version"],
+            ["classifier_version.name", "classifier_version.version"],
+            name="fk_classifier_event_version",
+        ),
+        Index("ix_classifier_event_name_id", "name", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text())
+
+
+class ShadowDecision(Base):
+    """What a shadow (candidate) version decided beside the version that answered: stored for comparison,
+    never returned to the caller. ``error`` holds why the candidate could not decide, when it could not."""
+
+    __tablename__ = "shadow_decision"
+    __table_args__ = (
+        PrimaryKeyConstraint("assessment_id", "classifier_name", "classifier_version"),
+        Index("ix_shadow_decision_classifier", "classifier_name", "classifier_version"),
+    )
+
+    assessment_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid(), ForeignKey("assessment.id", name="fk_shadow_decision_assessment_id_assessment")
+    )
+    classifier_name: Mapped[str] = mapped_column(String(64))
+    classifier_version: Mapped[str] = mapped_column(String(32))
+    classifier_digest: Mapped[str] = mapped_column(String(71))
+    eligibility_status: Mapped[str | None] = mapped_column(String(16))
+    risk_group: Mapped[str | None] = mapped_column(String(8))
+    decision: Mapped[dict[str, Any] | None] = mapped_column(Document)
+    error: Mapped[str | None] = mapped_column(Text())

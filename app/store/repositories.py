@@ -149,6 +149,11 @@ class AssessmentRepository:
         statement = statement.order_by(Assessment.seq.desc()).limit(limit)
         return [_stored(row) for row in (await self._session.execute(statement)).all()]
 
+    async def superseded_ids(self) -> set[uuid.UUID]:
+        """The ids of every decision a correction has superseded."""
+        statement = select(Assessment.supersedes).where(Assessment.supersedes.is_not(None))
+        return {row for row in (await self._session.scalars(statement)).all() if row is not None}
+
     async def head(self) -> tuple[datetime, ChainHead]:
         """The database's clock and the newest record's link fields."""
         now, seq, hash_, recorded_at = (await self._session.execute(_HEAD)).one()

@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.store.classifier_repositories import ClassifierRepository, ShadowRepository
 from app.store.repositories import ApiKeyRepository, AssessmentRepository, IdempotencyRepository
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class UnitOfWork:
     assessments: AssessmentRepository
     idempotency: IdempotencyRepository
     keys: ApiKeyRepository
+    classifiers: ClassifierRepository
+    shadows: ShadowRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -46,6 +49,8 @@ class UnitOfWork:
         self.assessments = AssessmentRepository(self._session)
         self.idempotency = IdempotencyRepository(self._session)
         self.keys = ApiKeyRepository(self._session)
+        self.classifiers = ClassifierRepository(self._session)
+        self.shadows = ShadowRepository(self._session)
         return self
 
     async def __aexit__(

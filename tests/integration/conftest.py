@@ -23,8 +23,9 @@ from app.store.models import Assessment
 from tests.conftest import POSTGRES_ADMIN_URL
 
 
-@pytest.fixture(scope="session")
-def postgresql_url() -> Iterator[str]:
+@contextmanager
+def fresh_postgresql() -> Iterator[str]:
+    """A new, migrated PostgreSQL database for the block, dropped after it."""
     name = f"il6_it_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -39,6 +40,19 @@ def postgresql_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_sqlite(directory: Path) -> str:
+    """A new, migrated SQLite database file in ``directory``."""
+    url = f"sqlite:///{directory / f'il6-{uuid.uuid4().hex[:8]}.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    with fresh_postgresql() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -286,7 +286,8 @@ STATEMENTS = {
     "UPDATE": "UPDATE assessment SET eligibility_status = 'indeterminate' WHERE seq = :seq",
     "DELETE": "DELETE FROM assessment WHERE seq = :seq",
     "DELETE-ALL": "DELETE FROM assessment",
-    "TRUNCATE": "TRUNCATE assessment, idempotency_key",
+    # Every table that references the trail, or PostgreSQL refuses for that reason before any trigger.
+    "TRUNCATE": "TRUNCATE assessment, idempotency_key, shadow_decision",
 }
 
 

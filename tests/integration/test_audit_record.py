@@ -95,8 +95,8 @@ async def test_replay_reports_a_record_that_no_longer_matches(client: httpx.Asyn
     assert replay.json()["replayed"]["eligibility"]["status"] == "eligible"
 
 
-async def test_replay_refuses_when_the_version_is_not_loaded_with_its_recorded_digest(
-    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+async def test_an_edited_copy_of_a_released_version_does_not_replace_the_stored_one(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     created = await client.post(
         "/v1/assessments",
@@ -104,7 +104,7 @@ async def test_replay_refuses_when_the_version_is_not_loaded_with_its_recorded_d
         headers={"content-type": "application/json"},
     )
     assert created.status_code == 201
-    # A registry in which 1.0.0 was edited and re-pinned: it loads, but it is not what decided.
+    # A registry directory in which 1.0.0 was edited and re-pinned: the store keeps what decided.
     definitions = tmp_path / "definitions"
     shutil.copytree(str(bundled_definitions()), definitions)
     manifest_path = definitions / "il6-enrichment" / "1.0.0" / "manifest.json"
@@ -121,10 +121,13 @@ async def test_replay_refuses_when_the_version_is_not_loaded_with_its_recorded_d
 
     async for other in app_client(settings):
         replay = await other.post(f"{created.headers['location']}/replay")
+        served = (await other.get("/v1/classifiers/il6-enrichment/1.0.0")).json()
 
-        assert replay.status_code == 409
-        assert replay.headers["content-type"] == "application/problem+json"
-        assert replay.json()["type"] == "/problems/replay-unavailable"
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["matches"] is True
+        assert served["digest"] == created.json()["classifier"]["digest"]
+        assert "edited after release" not in served["limitations"]
+    assert "the bundled definition differs from the stored one" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from app.domain.access import ALL_SITES, Principal, Scope
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
 from app.service.chain_writer import Answer, ChainWriter, Pending
+from app.service.classifiers import ClassifierCatalog
 from app.service.documents import Submission
 from app.settings import Environment, Settings
 from tests.factories import assessment_body, subject_id
@@ -311,8 +312,14 @@ async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
         environment=Environment.TEST,
         db_connect_timeout_s=1,
     )
-    transactions = 0
+    transactions = loads = 0
     transaction = ChainWriter._transaction
+    first_load = ClassifierCatalog._first_load
+
+    async def counting_loads(self: ClassifierCatalog) -> None:
+        nonlocal loads
+        loads += 1
+        await first_load(self)
 
     async def counting(self: ChainWriter, batch: Sequence[Pending], committed: list[Answer]) -> None:
         nonlocal transactions
@@ -324,15 +331,19 @@ async def test_an_unreachable_store_is_one_503_not_one_wait_per_item() -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ChainWriter, "_transaction", counting)
+        patch.setattr(ClassifierCatalog, "_first_load", counting_loads)
         # The keys live in the unreachable store too: let the caller in, to see what the batch does.
         patch.setattr(KeyService, "authenticate", any_key_is_an_assessor)
         async for client in app_client(settings, with_key=False):
+            loads_at_start = loads
             response = await client.post("/v1/assessments/batch", json=[assessment_body() for _ in range(20)])
 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"] == "/problems/audit-store-unavailable"
-    assert transactions == 1  # the items waited out one deadline together
+    # The classifier versions live in the store too: the items waited out one attempt to read them
+    # together, and none reached the writer.
+    assert (loads_at_start, loads, transactions) == (1, 2, 0)
 
 
 SINGLE_LIMIT, BATCH_LIMIT = 1024, 4096

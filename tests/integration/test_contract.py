@@ -60,5 +60,7 @@ def test_check_constraints_match_the_models(db: Engine) -> None:
         "ck_assessment_eligibility_status",
         "ck_assessment_risk_group",
         "ck_api_key_event_event",
+        "ck_classifier_event_event",
+        "ck_classifier_version_origin",
     }
     assert found == expected

@@ -25,10 +25,11 @@ from sqlalchemy import Connection, Engine, text
 
 from app.api.intake import plain_submission
 from app.domain.access import ALL_SITES
-from app.domain.classifiers.registry import load_registry
+from app.domain.classifiers.registry import BUILDERS, load_registry
 from app.domain.errors import InvalidInput
 from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
 from app.service.chain_writer import ChainWriter
+from app.service.classifiers import ClassifierCatalog
 from app.service.errors import AlreadySuperseded, IdempotencyKeyReused
 from app.settings import Environment, Settings
 from app.store.database import create_engine_for, create_session_factory
@@ -199,23 +200,34 @@ def settings_for(database_url: str, **fields: Any) -> Settings:
 
 @asynccontextmanager
 async def writing(
-    settings: Settings, unit_of_work_class: type[UnitOfWork] = UnitOfWork, **writer_options: Any
+    settings: Settings,
+    unit_of_work_class: type[UnitOfWork] = UnitOfWork,
+    *,
+    catalog_url: str | None = None,
+    **writer_options: Any,
 ) -> AsyncIterator[Writing]:
+    """A service whose writer writes to ``settings``' store; its classifier versions are read from
+    ``catalog_url`` when given (a reachable store, for tests of a writer whose store is not)."""
     engine = create_engine_for(settings)
     sessions = create_session_factory(engine)
+    catalog_engine = engine if catalog_url is None else create_engine_for(settings_for(catalog_url))
 
     def unit_of_work() -> UnitOfWork:
         own.transactions += 1
         return unit_of_work_class(sessions)
 
     writer = ChainWriter(unit_of_work, **writer_options)
-    service = AssessmentService(load_registry(settings.classifier_dir), partial(UnitOfWork, sessions), writer)
+    catalog_sessions = partial(UnitOfWork, create_session_factory(catalog_engine))
+    catalog = ClassifierCatalog(load_registry(settings.classifier_dir), catalog_sessions, BUILDERS)
+    await catalog.start()
+    service = AssessmentService(catalog, partial(UnitOfWork, sessions), writer)
     own = Writing(service, writer, Caller(f"tests-{uuid.uuid4().hex[:12]}", None, ALL_SITES))
     try:
         yield own
     finally:
         await writer.aclose()
         await engine.dispose()
+        await catalog_engine.dispose()
 
 
 @pytest.fixture
@@ -352,8 +364,9 @@ async def test_a_refusal_in_a_batch_is_that_items_own(direct: Writing, db: Engin
 # --- 3. a batch that fails as a whole -------------------------------------------------------------------
 
 
-async def test_an_unreachable_store_refuses_every_waiting_decision() -> None:
-    async with writing(settings_for(UNREACHABLE, db_connect_timeout_s=1)) as own:
+async def test_an_unreachable_store_refuses_every_waiting_decision(postgresql_url: str) -> None:
+    unreachable = settings_for(UNREACHABLE, db_connect_timeout_s=1)
+    async with writing(unreachable, catalog_url=postgresql_url) as own:
         results = await own.gather(*(own.submit(assessment_body()) for _ in range(10)))
 
         assert all(isinstance(result, StoreUnavailable) for result in results), results

@@ -49,6 +49,8 @@ class RegisteredVersion:
     classifier: Classifier
     status: VersionStatus
     digest: str
+    artifact: bytes | None = field(default=None, repr=False)
+    """The model artifact's bytes, for versions that have one."""
 
     @property
     def definition(self) -> ClassifierDefinition:
@@ -69,6 +71,9 @@ class ClassifierRegistry:
     default_name: str
     versions: tuple[RegisteredVersion, ...]
     rejected: tuple[RejectedVersion, ...] = ()
+    shadows: Mapping[str, str] = field(default_factory=dict)
+    """Per classifier name, the version deciding in the shadow of its active one (app/domain/classifiers/
+    lifecycle.py): its outputs are stored for comparison, never answered."""
     _by_ref: dict[tuple[str, str], RegisteredVersion] = field(init=False, repr=False)
     _active: dict[str, RegisteredVersion] = field(init=False, repr=False)
 
@@ -102,6 +107,13 @@ class ClassifierRegistry:
     def get(self, name: str, version: str) -> RegisteredVersion | None:
         return self._by_ref.get((name, version))
 
+    def shadow_of(self, entry: RegisteredVersion) -> RegisteredVersion | None:
+        """The version shadowing ``entry`` when ``entry`` is its classifier's active version."""
+        name = entry.definition.name
+        if self._active.get(name) is not entry or name not in self.shadows:
+            return None
+        return self._by_ref.get((name, self.shadows[name]))
+
     def resolve(self, pin: str | None) -> RegisteredVersion:
         """The version a request asked for: ``name@x.y.z``, a name (its active version) or the default.
 
@@ -130,12 +142,36 @@ def load_version(
     directory: Traversable,
     name: str,
     version: str,
+    status: VersionStatus,
+    expected_digest: str,
+    builders: Mapping[str, Builder],
+) -> RegisteredVersion:
+    """Load one version from a registry directory and verify it (``build_version``)."""
+    version_dir = directory / name / version
+    manifest = _read_json(version_dir / "manifest.json")
+    artifact: bytes | None = None
+    if isinstance(manifest, dict) and isinstance(manifest.get("artifact"), dict):
+        file = manifest["artifact"].get("file")
+        if not isinstance(file, str) or "/" in file or "\\" in file or file.startswith("."):
+            raise ClassifierDefinitionError("'artifact.file' must name a file beside the manifest")
+        artifact = (version_dir / file).read_bytes()
+    classifier, digest = build_version(manifest, artifact, name, version, expected_digest, builders)
+    return RegisteredVersion(classifier, status, digest, artifact)
+
+
+def build_version(
+    manifest: Any,
+    artifact: bytes | None,
+    name: str,
+    version: str,
     expected_digest: str,
     builders: Mapping[str, Builder],
 ) -> tuple[Classifier, str]:
-    """Load one version and verify it: manifest digest, artifact checksum, name and version."""
-    version_dir = directory / name / version
-    manifest = _read_json(version_dir / "manifest.json")
+    """Verify a version and build its classifier: manifest digest, artifact checksum, name and version.
+
+    ``artifact`` is the model artifact's bytes when the manifest names one, wherever they were kept (a
+    registry directory or the store); the manifest's ``artifact.sha256`` must match them.
+    """
     if not isinstance(manifest, dict):
         raise ClassifierDefinitionError("manifest must be a JSON object")
     digest = manifest_digest(manifest)
@@ -146,14 +182,14 @@ def load_version(
     definition = parse_manifest(manifest)
     if (definition.name, definition.version) != (name, version):
         raise ClassifierDefinitionError("manifest name or version differs from its place in the registry")
-    artifact: bytes | None = None
     if "artifact" in manifest:
         spec = manifest["artifact"]
         if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
             raise ClassifierDefinitionError("'artifact' must be an object naming its 'file' and 'sha256'")
-        artifact = (version_dir / spec["file"]).read_bytes()
-        if artifact_digest(artifact) != spec.get("sha256"):
+        if artifact is None or artifact_digest(artifact) != spec.get("sha256"):
             raise ClassifierDefinitionError("artifact checksum differs from the manifest's")
+    elif artifact is not None:
+        raise ClassifierDefinitionError("an artifact was given for a manifest that names none")
     builder = builders.get(definition.kind)
     if builder is None:
         raise ClassifierDefinitionError(f"no builder for classifier kind {definition.kind}")
@@ -172,9 +208,9 @@ def load_registry(
         name, version = str(item["name"]), str(item["version"])
         try:
             status = VersionStatus(item["status"])
-            classifier, digest = load_version(root, name, version, str(item["digest"]), builders)
+            entry = load_version(root, name, version, status, str(item["digest"]), builders)
         except (ClassifierDefinitionError, OSError, ValueError, KeyError, TypeError) as error:
             rejected.append(RejectedVersion(name, version, f"{type(error).__name__}: {error}"))
             continue
-        loaded.append(RegisteredVersion(classifier, status, digest))
+        loaded.append(entry)
     return ClassifierRegistry(str(index["default"]), tuple(loaded), tuple(rejected))

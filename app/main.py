@@ -24,7 +24,7 @@ from app.api.metrics import Metrics
 from app.api.openapi import install_openapi
 from app.api.rate_limit import RateLimiter
 from app.api.request_log import RequestLogMiddleware
-from app.api.routers import assessments, batch, catalog, exports, health, keys, lifecycle
+from app.api.routers import assessments, batch, cards, catalog, exports, health, keys, lifecycle
 from app.api.routers import audit as audit_routes
 from app.api.routers import cds_hooks as cds_hooks_routes
 from app.api.routers import metrics as metrics_routes
@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_routes.router, **protected)
     app.include_router(lifecycle.router, **protected)  # before catalog: /{name}/history is no version
     app.include_router(catalog.router, **protected)
+    app.include_router(cards.router, **protected)
     app.include_router(cds_hooks_routes.router, **protected)
     app.include_router(exports.create_router(settings.study_id), **protected)
     app.include_router(keys.router, **protected)

@@ -1,0 +1,94 @@
+"""The model card over HTTP: JSON by default, HTML on request with its own Content-Security-Policy."""
+
+import httpx
+import pytest
+
+from app.api.cards import CONTENT_SECURITY_POLICY
+
+CARD = "/v1/classifiers/il6-enrichment/1.0.0/card"
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+async def test_the_card_is_json_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.get(CARD)
+    detail = (await client.get("/v1/classifiers/il6-enrichment/1.0.0")).json()
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-security-policy"] == JSON_CSP
+    assert response.headers["vary"] == "Accept"
+    card = response.json()
+    assert (card["name"], card["version"], card["status"], card["default"]) == (
+        "il6-enrichment",
+        "1.0.0",
+        "active",
+        True,
+    )
+    assert card["digest"] == detail["digest"]
+    assert card["restriction"]["statement"].startswith("For the dasatinib + cetuximab combination only")
+    assert {p["name"]: p["value"] for p in card["parameters"]}["risk.cutoff_pg_per_ml"] == "17.85"
+    assert [(a["id"], a["lod_pg_per_ml"]) for a in card["assays"]] == [("elecsys-il6", 1.5)]
+    assert card["training"] is None
+    assert card["unreadable"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"), [("?format=html", "application/json"), ("", BROWSER), ("", "text/html")]
+)
+async def test_the_card_is_a_page_when_asked_for(client: httpx.AsyncClient, query: str, accept: str) -> None:
+    response = await client.get(CARD + query, headers={"Accept": accept})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    page = response.text
+    assert (
+        "<title>Model card: Serum IL6 enrichment criterion and IL6 risk group (il6-enrichment@1.0.0)" in page
+    )
+    assert "For the dasatinib + cetuximab combination only" in page
+    assert '<svg xmlns="http://www.w3.org/2000/svg" role="img"' in page
+    assert "cutoff 17.85" in page
+    assert "LOD 1.5" in page
+    assert "<script" not in page
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/html, application/json"])
+async def test_json_wins_unless_html_is_preferred(client: httpx.AsyncClient, accept: str) -> None:
+    response = await client.get(CARD, headers={"Accept": accept})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+
+
+async def test_format_json_overrides_a_browser_accept(client: httpx.AsyncClient) -> None:
+    response = await client.get(CARD + "?format=json", headers={"Accept": BROWSER})
+
+    assert response.headers["content-type"] == "application/json"
+
+
+async def test_an_unknown_format_is_a_validation_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get(CARD + "?format=pdf")
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_unknown_version_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/classifiers/il6-enrichment/9.9.9/card", headers={"Accept": "text/html"})
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["content-security-policy"] == JSON_CSP
+
+
+async def test_the_card_needs_a_credential(client: httpx.AsyncClient) -> None:
+    request = client.build_request("GET", CARD + "?format=html")
+    del request.headers["authorization"]
+    response = await client.send(request)
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Model card" not in response.text

@@ -79,9 +79,10 @@ def classifiers_verify(
     """Load every listed version, check its digest, and list which are served."""
     from app.domain.classifiers.base import ClassifierDefinitionError
     from app.domain.classifiers.registry import load_registry
+    from app.ml.model_version import BUILDERS
 
     try:
-        registry = load_registry(directory)
+        registry = load_registry(directory, BUILDERS)
     except ClassifierDefinitionError as error:
         typer.echo(f"registry refused: {error}", err=True)
         raise typer.Exit(1) from None

@@ -51,12 +51,12 @@ def _run(work: Callable[["ClassifierCatalog", "ClassifierReports"], Awaitable[T]
         engine = create_engine_for(settings)
         try:
             unit_of_work = partial(UnitOfWork, create_session_factory(engine))
-            catalog = ClassifierCatalog(
-                load_registry(settings.classifier_dir, BUILDERS), unit_of_work, BUILDERS
-            )
+            readers = partial(UnitOfWork, create_session_factory(engine, read_only=True))
+            bundled = load_registry(settings.classifier_dir, BUILDERS)
+            catalog = ClassifierCatalog(bundled, unit_of_work, BUILDERS, readers=readers)
             await catalog.add_bundled()
             await catalog.refresh()
-            return await work(catalog, ClassifierReports(catalog, unit_of_work))
+            return await work(catalog, ClassifierReports(catalog, readers))
         finally:
             await engine.dispose()
 
@@ -80,6 +80,10 @@ def register_version(
     directory: Annotated[
         Path, typer.Argument(help="A version's directory: manifest.json and its artifact.", file_okay=False)
     ],
+    digest: Annotated[
+        str,
+        typer.Option(help="The digest 'il6 classifiers train' printed: the version must still hash to it."),
+    ],
     reason: Reason,
 ) -> None:
     """Verify a version exactly as the service will load it, and store it as a draft."""
@@ -97,7 +101,7 @@ def register_version(
         raise typer.Exit(1) from None
 
     async def work(catalog: "ClassifierCatalog", _: "ClassifierReports") -> str:
-        entry = await catalog.register(manifest, artifact, by=_operator(), reason=reason)
+        entry = await catalog.register(manifest, artifact, by=_operator(), reason=reason, digest=digest)
         return f"registered {entry.definition.ref} as a draft  {entry.digest}"
 
     typer.echo(_run(work))
@@ -194,7 +198,8 @@ def impact(
         lines = [
             f"candidate {report.candidate.definition.ref}  {report.candidate.digest}",
             f"replayed {report.decisions} decisions (seq {report.first_seq}..{report.last_seq}) of "
-            f"{len(report.subjects)} subjects; {len(report.subjects_changed)} subjects would change",
+            f"{len(report.subjects)} subjects; {len(report.subjects_changed)} subjects would change; "
+            f"{report.pinned} decisions pinned a version and are left out",
             *_table("eligibility", report.eligibility),
             *_table("risk group", report.risk_group),
         ]

@@ -5,7 +5,6 @@ It writes ``<out>/<name>/<version>/{manifest.json,model.skops}`` and prints the 
 to ``registry.json``; the version is a draft until someone who reviewed the report changes its status.
 """
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,18 +45,19 @@ def train(
 ) -> None:
     """Fit a classifier version from a CSV cohort and write it as a draft, with its report."""
     from app.domain.classifiers.registry import load_registry
+    from app.ml.model_version import BUILDERS
     from app.ml.training import (
         TrainingDataError,
         TrainingRefused,
         fit_version,
         format_report,
         read_training_csv,
-        registry_entry,
         write_version,
     )
+    from app.settings import get_settings
 
     try:
-        definition = load_registry().resolve(base).definition
+        definition = load_registry(get_settings().classifier_dir, BUILDERS).resolve(base).definition
         cohort = read_training_csv(data.read_bytes(), definition)
         trained = fit_version(
             cohort,
@@ -77,5 +77,5 @@ def train(
     typer.echo(format_report(trained.report))
     typer.echo(f"wrote {directory}")
     typer.echo(f"digest {trained.digest}")
-    typer.echo("add to registry.json (a draft until reviewed):")
-    typer.echo(json.dumps(registry_entry(trained.manifest), indent=2))
+    typer.echo("register it (a draft until activated):")
+    typer.echo(f"  il6 classifiers register {directory} --digest {trained.digest} --reason '...'")

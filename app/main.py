@@ -114,20 +114,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     signer = CheckpointSigner(signing_key)
     audit = AuditService(unit_of_work, signer, anchor=last_signed(settings.checkpoint_file, signer))
+    readers = partial(UnitOfWork, create_session_factory(engine, read_only=True))
     classifiers = ClassifierCatalog(
         registry,
         unit_of_work,
         BUILDERS,
+        readers=readers,
         refresh_interval_s=settings.classifier_refresh_s,
         load_timeout_s=settings.db_transaction_timeout_s,
     )
     services = Services(
         catalog=classifiers,
-        reports=ClassifierReports(classifiers, unit_of_work),
+        reports=ClassifierReports(classifiers, readers),
         assessments=AssessmentService(classifiers, unit_of_work, writer),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
-        keys=KeyService(unit_of_work, partial(UnitOfWork, create_session_factory(engine, read_only=True))),
+        keys=KeyService(unit_of_work, readers),
         batch_max_items=settings.batch_max_items,
     )
     oidc_config = OidcConfig.from_settings(settings)

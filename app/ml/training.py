@@ -229,7 +229,7 @@ def _manifest(
         "title": "Serum IL6 enrichment criterion and a fitted IL6 risk model",
         "intended_use": (
             f"{base.intended_use} Risk group from a logistic model of serum IL6 fitted by 'il6 classifiers "
-            "train' (see 'training'); registered as a draft, to be served only after review."
+            "train' (see 'training'); served only once activated, after review (its history says when)."
         ),
         "criteria": [eligibility, risk],
         "parameters": [cutoff_parameter, specimen, *model_parameters],

@@ -319,9 +319,11 @@ def _shadow_decision(
     definition = shadow.definition
     try:
         decision = AssessmentService._decide(submission, shadow)
-    except DomainError as error:
+    except Exception as error:  # a candidate's failure never fails the live decision
+        # Domain errors say what was refused without quoting the input; anything else only by its type.
+        why = str(error) if isinstance(error, DomainError) else f"{type(error).__name__} (unexpected)"
         return NewShadowDecision(
-            decision_id, definition.name, definition.version, shadow.digest, None, None, None, str(error)
+            decision_id, definition.name, definition.version, shadow.digest, None, None, None, why
         )
     return NewShadowDecision(
         assessment_id=decision_id,

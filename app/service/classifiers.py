@@ -60,15 +60,22 @@ class ClassifierCatalog:
         unit_of_work: Callable[[], UnitOfWork],
         builders: Mapping[str, Builder],
         *,
+        readers: Callable[[], UnitOfWork] | None = None,
         refresh_interval_s: float = 2.0,
         load_timeout_s: float = 10.0,
     ) -> None:
+        """``unit_of_work`` records changes; ``readers`` (read-only, so that SQLite's write lock is not
+        taken by reading) reads the registry back, ``unit_of_work`` when not given."""
         self._bundled = bundled
         self._unit_of_work = unit_of_work
+        self._readers = readers or unit_of_work
         self._builders = builders
         self._refresh_interval_s = refresh_interval_s
         self._current = bundled
         self._loaded = False
+        self._unservable: str | None = None
+        """Why the store's lifecycle cannot be served here (its default classifier's active version
+        failed verification in this process): decisions are refused until a reload succeeds."""
         self._generation = -1
         self._built: dict[tuple[str, str, str], Classifier] = {
             (v.definition.name, v.definition.version, v.digest): v.classifier for v in bundled.versions
@@ -90,6 +97,8 @@ class ClassifierCatalog:
         """The registry to decide with; StoreUnavailable until the store's lifecycle has been read."""
         if not self._loaded:
             await self._load()
+        if self._unservable is not None:
+            raise StoreUnavailable(self._unservable)
         return self._current
 
     async def start(self) -> None:
@@ -123,9 +132,9 @@ class ClassifierCatalog:
                 if not self._loaded:
                     await self._load()
                     continue
-                async with self._unit_of_work() as uow:
+                async with self._readers() as uow:
                     generation = await uow.classifiers.last_event_id()
-                if generation != self._generation:
+                if generation != self._generation or self._unservable is not None:
                     await self.refresh()
             except StoreUnavailable as error:
                 logger.warning("classifier registry refresh failed: %s", error)
@@ -135,6 +144,10 @@ class ClassifierCatalog:
     async def add_bundled(self) -> None:
         """Store each bundled version the store does not have, with the status the directory gives it
         (an active one only if its classifier has no active version yet)."""
+        async with self._readers() as uow:
+            stored = {(h.name, h.version) for h in await uow.classifiers.headers()}
+        if all((v.definition.name, v.definition.version) in stored for v in self._bundled.versions):
+            return
         async with self._unit_of_work() as uow:
             await uow.classifiers.lock()
             stored = {(h.name, h.version) for h in await uow.classifiers.headers()}
@@ -161,7 +174,7 @@ class ClassifierCatalog:
     async def refresh(self) -> None:
         """Read every stored version and the lifecycle, verify what is new, and serve the result."""
         async with self._refreshing:
-            async with self._unit_of_work() as uow:
+            async with self._readers() as uow:
                 generation = await uow.classifiers.last_event_id()
                 events = [_event(row) for row in await uow.classifiers.events()]
                 headers = await uow.classifiers.headers()
@@ -181,11 +194,12 @@ class ClassifierCatalog:
                     rejected.append(RejectedVersion(name, version, str(error)))
                     continue
                 self._built[(name, version, digest)] = classifier
-            self._install(headers, events, rejected)
-            self._generation = generation
+            if self._install(headers, events, rejected):
+                self._generation = generation
             self._loaded = True
 
-    def _install(self, headers: Sequence[Any], events: list[Event], rejected: list[RejectedVersion]) -> None:
+    def _install(self, headers: Sequence[Any], events: list[Event], rejected: list[RejectedVersion]) -> bool:
+        """Serve what the store says; False when it cannot be served here (then no decision is made)."""
         by_name = lifecycles(events)
         versions: list[RegisteredVersion] = []
         for header in headers:
@@ -207,15 +221,28 @@ class ClassifierCatalog:
                 self._bundled.default_name, tuple(versions), tuple(rejected), shadows
             )
         except ClassifierDefinitionError as error:
-            if self._loaded:
-                logger.error("classifier registry not reloaded, the previous one still serves: %s", error)
-                return
-            raise StoreUnavailable(f"the stored classifier registry cannot serve: {error}") from error
+            # Never go on deciding with a version the store has retired: refuse until a reload succeeds.
+            self._unservable = f"the stored classifier registry cannot be served by this process: {error}"
+            logger.error("%s; no decisions until it can", self._unservable)
+            return False
+        self._unservable = None
+        return True
 
     async def register(
-        self, manifest: dict[str, Any], artifact: bytes | None, *, by: str, reason: str
+        self,
+        manifest: dict[str, Any],
+        artifact: bytes | None,
+        *,
+        by: str,
+        reason: str,
+        digest: str | None = None,
     ) -> RegisteredVersion:
-        """Verify a new version (exactly as it will load) and store it as a draft."""
+        """Verify a new version (exactly as it will load, and against the digest its maker published,
+        when given) and store it as a draft."""
+        if digest is not None and manifest_digest(manifest) != digest:
+            raise ClassifierDefinitionError(
+                f"digest mismatch: expected {digest}, the manifest hashes to {manifest_digest(manifest)}"
+            )
         digest = manifest_digest(manifest)
         name, version = str(manifest.get("name")), str(manifest.get("version"))
         match = PIN.fullmatch(f"{name}@{version}")
@@ -232,14 +259,24 @@ class ClassifierCatalog:
             await uow.classifiers.record([_row(name, version, LifecycleEvent.REGISTERED, now, by, reason)])
             await uow.commit()
         self._built[(name, version, digest)] = classifier
-        await self.refresh()
+        await self._refresh_after_change()
         return entry
+
+    async def _refresh_after_change(self) -> None:
+        """Serve a change just committed; if the store cannot be read back now, the change stands and the
+        refresher serves it at its next turn."""
+        try:
+            await self.refresh()
+        except StoreUnavailable as error:
+            logger.warning("classifier registry not reloaded after a change: %s", error)
 
     async def change(
         self, name: str, version: str, event: LifecycleEvent, *, by: str, reason: str
     ) -> list[Event]:
         """Record one lifecycle change (with what it implies: activating retires the previous version), in
         the lifecycle's turn, and serve the result at once."""
+        if self._current.get(name, version) is None:
+            await self.refresh()  # registered moments ago by another process, perhaps
         verified = self._current.get(name, version)
         async with self._unit_of_work() as uow:
             await uow.classifiers.lock()
@@ -253,11 +290,12 @@ class ClassifierCatalog:
             rows = [_row(name, c.version, c.event, now, by, c.reason) for c in changes]
             await uow.classifiers.record(rows)
             await uow.commit()
-        await self.refresh()
-        return [_event(row) for row in rows]
+        recorded = [_event(row) for row in rows]
+        await self._refresh_after_change()
+        return recorded
 
     async def lifecycle(self, name: str) -> Lifecycle | None:
-        async with self._unit_of_work() as uow:
+        async with self._readers() as uow:
             events = [_event(row) for row in await uow.classifiers.events(name)]
         return Lifecycle(name, tuple(events)) if events else None
 

@@ -2,6 +2,7 @@
 or observed beside live ones (shadow scoring). Both record nothing and answer with counts only: no subject
 id and no value leaves in a report."""
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from app.service.assessments import AssessmentService
 from app.service.classifiers import ClassifierCatalog, UnknownVersion
 from app.service.documents import submission_from_input
 from app.store.unit_of_work import UnitOfWork
+
+Subject = tuple[str | None, str]
+"""A subject as the trial knows it: its site and its pseudonymous id."""
 
 NONE = "none"
 """How a missing risk group (or a decision the candidate could not make) shows in a table."""
@@ -59,10 +63,13 @@ class ImpactReport:
     risk_group: Agreement = field(default_factory=Agreement)
     undecidable: Counter[str] = field(default_factory=Counter)
     """Why the candidate could not decide some results (an assay it does not define, say), by reason."""
-    subjects: set[str] = field(default_factory=set, repr=False)
-    subjects_changed: set[str] = field(default_factory=set, repr=False)
+    pinned: int = 0
+    """Decisions whose request pinned a version of the classifier: activating the candidate would not
+    change them, so they are not replayed."""
+    subjects: set[Subject] = field(default_factory=set, repr=False)
+    subjects_changed: set[Subject] = field(default_factory=set, repr=False)
 
-    def count(self, seq: int, subject_id: str) -> None:
+    def count(self, seq: int, subject_id: Subject) -> None:
         self.decisions += 1
         self.first_seq = seq if self.first_seq is None else self.first_seq
         self.last_seq = seq
@@ -89,23 +96,33 @@ class ClassifierReports:
         return candidate
 
     async def impact(self, name: str, version: str, scope: Scope) -> ImpactReport:
-        """Replay recorded decisions under the candidate and count what would change, per decision and per
-        subject (a subject changes when any of its decisions would)."""
+        """Replay the classifier's recorded decisions under the candidate, as if it had been active, and
+        count what would change, per decision and per subject (a subject changes when any of its decisions
+        would). Decisions of other classifiers, and requests that pinned a version, are not affected by
+        activating the candidate and are left out (the latter counted in ``pinned``)."""
         candidate = self._candidate(name, version)
         report = ImpactReport(candidate, scope)
         async with self._unit_of_work() as uow:
             superseded = set() if scope.include_superseded else await uow.assessments.superseded_ids()
             async for batch in uow.assessments.chain(
-                from_seq=scope.from_seq, to_seq=scope.to_seq, from_time=scope.from_time, to_time=scope.to_time
+                from_seq=scope.from_seq,
+                to_seq=scope.to_seq,
+                from_time=scope.from_time,
+                to_time=scope.to_time,
+                classifier_name=name,
             ):
                 for row in batch:
                     if row["id"] in superseded:
                         continue
-                    report.count(row["seq"], row["subject_id"])
-                    if _replay_one(
-                        report, candidate, row["input"], row["eligibility_status"], row["risk_group"]
-                    ):
-                        report.subjects_changed.add(row["subject_id"])
+                    if "@" in (row["input"].get("classifier") or ""):
+                        report.pinned += 1
+                        continue
+                    subject = (row["site_id"], row["subject_id"])
+                    report.count(row["seq"], subject)
+                    recorded = (row["eligibility_status"], row["risk_group"])
+                    if _replay_one(report, candidate, row["input"], *recorded):
+                        report.subjects_changed.add(subject)
+                await asyncio.sleep(0)  # a long replay lets the process's requests in between batches
         return report
 
     async def shadow(self, name: str, version: str) -> ShadowReport:

@@ -1,5 +1,6 @@
 """Queries of the classifier registry in the store: versions, their lifecycle events, shadow decisions."""
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -7,10 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import Assessment, ClassifierEvent, ClassifierVersion, ShadowDecision
 from app.store.types import utcnow
+
+logger = logging.getLogger(__name__)
 
 CLASSIFIER_LOCK = 0x494C_365F_434C_4653
 """The PostgreSQL advisory lock (one bigint key) under which lifecycle changes take turns, so that two
@@ -100,9 +104,18 @@ class ShadowRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, shadows: Sequence[NewShadowDecision]) -> None:
-        if shadows:
-            await self._session.execute(insert(ShadowDecision), [vars(shadow) for shadow in shadows])
+    async def add(self, shadows: Sequence[NewShadowDecision]) -> bool:
+        """Insert shadow outputs in a savepoint of their own: if the store refuses them, they are lost and
+        the live decisions beside them are not. False when refused."""
+        if not shadows:
+            return True
+        try:
+            async with self._session.begin_nested():
+                await self._session.execute(insert(ShadowDecision), [vars(shadow) for shadow in shadows])
+        except (IntegrityError, DataError):
+            logger.error("%d shadow decisions refused by the store and not kept", len(shadows))
+            return False
+        return True
 
     async def outcomes(self, name: str, version: str) -> Sequence[ShadowOutcome]:
         """How many live decisions the version shadowed, by what was answered and what it decided."""

@@ -174,9 +174,11 @@ class AssessmentRepository:
         to_seq: int | None = None,
         from_time: datetime | None = None,
         to_time: datetime | None = None,
+        classifier_name: str | None = None,
         batch_size: int = 1000,
     ) -> AsyncGenerator[Sequence[RowMapping]]:
-        """Rows in sequence order, a batch at a time (keyset on seq), within the given bounds.
+        """Rows in sequence order, a batch at a time (keyset on seq), within the given bounds (and of one
+        classifier's decisions, when named).
 
         Plain rows, not ORM objects: a chain of millions is read without an identity map.
         """
@@ -190,6 +192,8 @@ class AssessmentRepository:
                 statement = statement.where(columns.recorded_at >= from_time)
             if to_time is not None:
                 statement = statement.where(columns.recorded_at < to_time)
+            if classifier_name is not None:
+                statement = statement.where(columns.classifier_name == classifier_name)
             statement = statement.order_by(columns.seq).limit(batch_size)
             batch = (await self._session.execute(statement)).mappings().all()
             if not batch:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -24,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 APP_ROLE = "il6_app"
 TABLES = ("classifier_version", "classifier_event", "shadow_decision")
 SequenceNumber = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Document = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+Document = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 PG_GUARD = """
 CREATE FUNCTION classifier_registry_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

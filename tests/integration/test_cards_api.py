@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from app.api.cards import CONTENT_SECURITY_POLICY
+from tests.integration.conftest import key_headers
 
 CARD = "/v1/classifiers/il6-enrichment/1.0.0/card"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -92,3 +93,13 @@ async def test_the_card_needs_a_credential(client: httpx.AsyncClient) -> None:
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert "Model card" not in response.text
+
+
+async def test_the_card_needs_the_read_scope(client: httpx.AsyncClient) -> None:
+    # The training histogram's cells can be small: a key that may only submit results does not see them.
+    assessor = await key_headers(client, scopes=("assess",))
+
+    response = await client.get("/v1/classifiers/il6-enrichment/1.0.0/card", headers=assessor)
+
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"

@@ -7,10 +7,13 @@ difference: synthetic test versions, never clinical ones.
 """
 
 import asyncio
+import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,17 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from app.domain.classifiers.registry import RegisteredVersion
+from app.domain.classifiers.base import ClassifierDefinitionError
+from app.domain.classifiers.lifecycle import LifecycleEvent
+from app.domain.classifiers.manifest import manifest_digest
+from app.domain.classifiers.registry import Builder, RegisteredVersion, load_registry
+from app.domain.classifiers.rules import RuleSetClassifier
+from app.ml.model_version import BUILDERS
 from app.service.classifiers import ClassifierCatalog
 from app.settings import Environment, Settings
-from app.store.database import database_urls
+from app.store.database import create_engine_for, create_session_factory, database_urls
 from app.store.models import ClassifierEvent, ClassifierVersion, ShadowDecision
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 from tests.factories import assessment_body
 from tests.integration.conftest import app_client, caller_of, fresh_postgresql, fresh_sqlite, key_headers
 from tests.unit.factories import bundled_manifest, parameter
@@ -278,6 +287,8 @@ async def test_impact_analysis_counts_what_a_candidate_would_change(client: http
     await change(client, f"{name}@1.0.0", "activated")
     decided = [await decide(client, name, value) for value in (3, 10, 12, 30)]
     first_seq = min(int(d.json()["audit"]["seq"]) for d in decided)
+    pinned = await decide(client, f"{name}@1.0.0", 10)  # activating another version would not change it
+    await decide(client, "il6-enrichment", 10)  # another classifier's decision: not replayed
 
     impact = await client.post(f"/v1/classifiers/{name}/2.0.0/impact", json={"from_seq": first_seq})
     ranged = await client.post(
@@ -288,6 +299,8 @@ async def test_impact_analysis_counts_what_a_candidate_would_change(client: http
     assert impact.status_code == 200, impact.text
     report = impact.json()
     assert (report["decisions"], report["subjects"], report["subjects_changed"]) == (4, 4, 2)
+    assert report["pinned"] == 1
+    assert report["last_seq"] < int(pinned.json()["audit"]["seq"])
     assert {"recorded": "low", "candidate": "high", "count": 2} in report["risk_group"]["table"]
     assert report["eligibility"]["changed"] == 0
     assert ranged.json()["decisions"] == 1
@@ -395,3 +408,85 @@ async def test_the_service_role_may_only_read_and_insert_the_registry(own_databa
         for table in ("classifier_event", "classifier_version", "shadow_decision")
         for privilege in ("INSERT", "SELECT")
     ]
+
+
+@asynccontextmanager
+async def two_catalogs(
+    url: str, second_builders: Mapping[str, Builder] = BUILDERS
+) -> AsyncIterator[tuple[ClassifierCatalog, ClassifierCatalog]]:
+    """Two processes' catalogs on one store, each with its own engine; the first also knows TEST_KIND."""
+    engines = [create_engine_for(settings_for(url)) for _ in range(2)]
+    knows_test_kind = {**BUILDERS, TEST_KIND: lambda d, _: RuleSetClassifier(d, kind=TEST_KIND)}
+    catalogs = tuple(
+        ClassifierCatalog(load_registry(), partial(UnitOfWork, create_session_factory(e)), builders)
+        for e, builders in zip(engines, (knows_test_kind, second_builders), strict=True)
+    )
+    try:
+        for catalog in catalogs:
+            await catalog.start()
+        yield catalogs[0], catalogs[1]
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+TEST_KIND = "rules-under-test"
+"""A kind only the first of ``two_catalogs`` can build: a version another process cannot verify."""
+
+
+async def test_two_activations_at_once_leave_one_active_version(own_database: str) -> None:
+    name = unique()
+    async with two_catalogs(own_database) as (first, second):
+        for version in ("1.0.0", "2.0.0"):
+            await first.register(synthetic_version(name, version), None, by="tests", reason="synthetic")
+        await second.refresh()
+
+        same = await asyncio.gather(
+            first.change(name, "1.0.0", LifecycleEvent.ACTIVATED, by="a", reason="race"),
+            second.change(name, "1.0.0", LifecycleEvent.ACTIVATED, by="b", reason="race"),
+            return_exceptions=True,
+        )
+        both = await asyncio.gather(
+            first.change(name, "2.0.0", LifecycleEvent.ACTIVATED, by="a", reason="race"),
+            second.change(name, "1.0.0", LifecycleEvent.RETIRED, by="b", reason="race"),
+            return_exceptions=True,
+        )
+        lifecycle = await first.lifecycle(name)
+
+    assert sorted(type(outcome).__name__ for outcome in same) == ["LifecycleRefused", "list"]
+    assert lifecycle is not None
+    assert lifecycle.active() == "2.0.0"
+    assert any(isinstance(outcome, list) for outcome in both)
+    periods = lifecycle.periods()
+    assert all(a.until is not None and a.until <= b.since for a, b in itertools.pairwise(periods))
+    assert sum(p.until is None for p in periods) == 1
+
+
+async def test_a_process_that_cannot_verify_the_new_default_version_decides_nothing(
+    own_database: str,
+) -> None:
+    async with two_catalogs(own_database) as (knows, does_not):
+        manifest = synthetic_version("il6-enrichment", "1.1.0") | {"kind": TEST_KIND}
+        await knows.register(manifest, None, by="tests", reason="synthetic")
+        await knows.change("il6-enrichment", "1.1.0", LifecycleEvent.ACTIVATED, by="tests", reason="x")
+        await does_not.refresh()
+
+        assert (await knows.for_decisions()).resolve(None).definition.version == "1.1.0"
+        with pytest.raises(StoreUnavailable, match="cannot be served by this process"):
+            await does_not.for_decisions()  # never the retired 1.0.0
+
+        await knows.change("il6-enrichment", "1.0.0", LifecycleEvent.ACTIVATED, by="tests", reason="back")
+        await does_not.refresh()
+        assert (await does_not.for_decisions()).resolve(None).definition.version == "1.0.0"
+
+
+async def test_registration_checks_the_digest_its_maker_published(client: httpx.AsyncClient) -> None:
+    manifest = synthetic_version(unique(), "1.0.0")
+
+    with pytest.raises(ClassifierDefinitionError, match="digest mismatch"):
+        await catalog_of(client).register(manifest, None, by="tests", reason="x", digest="sha256:" + "0" * 64)
+    entry = await catalog_of(client).register(
+        manifest, None, by="tests", reason="x", digest=manifest_digest(manifest)
+    )
+
+    assert entry.status.value == "draft"

@@ -5,6 +5,8 @@ and analyse its impact through the API, on a database of its own.
 The cohort is SYNTHETIC (tests/ml_factories.py): the model fitted on it is never a clinical model.
 """
 
+import json
+import shutil
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -43,13 +45,24 @@ async def test_train_register_activate_decide_replay(own_database: str, tmp_path
         "--out", str(tmp_path / "versions"), "--repeats", "2",
     )  # fmt: skip
     version_dir = tmp_path / "versions" / NAME / "1.0.0"
-    registered = await il6("classifiers", "register", str(version_dir), "--reason", "fitted on cohort A")
+    (digest,) = [line.split()[1] for line in trained.stdout.splitlines() if line.startswith("digest ")]
+    tampered = tmp_path / "tampered"
+    shutil.copytree(version_dir, tampered)
+    manifest = json.loads((tampered / "manifest.json").read_text(encoding="utf-8"))
+    manifest["training"]["n"] += 1
+    (tampered / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    refused = await il6("classifiers", "register", str(tampered), "--digest", digest, "--reason", "x")
+    registered = await il6(
+        "classifiers", "register", str(version_dir), "--digest", digest, "--reason", "fitted on cohort A"
+    )
     early = await il6("classifiers", "activate", "il6-model@9.9.9", "--reason", "no such version")
     activated = await il6("classifiers", "activate", REF, "--reason", "protocol amendment 4")
     history = await il6("classifiers", "history", NAME)
 
     assert trained.code == 0, trained.stderr
     assert "AUC" in trained.stdout
+    assert refused.code == 1
+    assert "digest mismatch" in refused.stderr
     assert registered.code == 0, registered.stderr
     assert f"registered {REF} as a draft" in registered.stdout
     assert early.code == 1
@@ -75,7 +88,7 @@ async def test_train_register_activate_decide_replay(own_database: str, tmp_path
         api_history = (await client.get(f"/v1/classifiers/{NAME}/history")).json()
         card = await client.get(f"/v1/classifiers/{NAME}/1.0.0/card")
         page = await client.get(f"/v1/classifiers/{NAME}/1.0.0/card", params={"format": "html"})
-        impact = await client.post("/v1/classifiers/il6-enrichment/1.0.0/impact", json={})
+        impact = await client.post(f"/v1/classifiers/{NAME}/1.0.0/impact", json={})
 
     assert listed[NAME]["kind"] == "sklearn-logistic-il6"
     assert listed[NAME]["status"] == "active"
@@ -94,4 +107,7 @@ async def test_train_register_activate_decide_replay(own_database: str, tmp_path
     assert training["n"] == 40
     assert page.status_code == 200
     assert "<svg" in page.text
+    # Replayed under the version that made them, the decisions cannot change.
     assert impact.json()["decisions"] == len(values) + 1
+    assert impact.json()["eligibility"]["changed"] == impact.json()["risk_group"]["changed"] == 0
+    assert impact.json()["subjects_changed"] == 0

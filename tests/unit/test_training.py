@@ -373,7 +373,7 @@ def test_the_train_command_writes_a_draft_and_prints_report_and_digest(tmp_path:
     assert (version_dir / "model.skops").is_file()
     assert manifest["created_by"] == "tester"
     assert f"digest {manifest_digest(manifest)}" in result.stdout
-    assert '"status": "draft"' in result.stdout
+    assert f"il6 classifiers register {version_dir} --digest {manifest_digest(manifest)}" in result.stdout
     assert "fitted on 13 subjects" in result.stdout
 
 

@@ -15,9 +15,11 @@ from app.api.cards import CONTENT_SECURITY_POLICY, card_document, render_card_ht
 from app.api.deps import get_registry
 from app.api.problems import NOT_FOUND, VALIDATION, responses
 from app.api.schemas.cards import ClassifierCard
+from app.domain.access import Scope
 from app.domain.classifiers.registry import ClassifierRegistry
 
-router = APIRouter(prefix="/v1", tags=["reference"], dependencies=[Depends(requires(None))])
+# Read scope: a card shows the training cohort's IL6 histogram, whose cells can be small.
+router = APIRouter(prefix="/v1", tags=["reference"], dependencies=[Depends(requires(Scope.READ))])
 Registry = Annotated[ClassifierRegistry, Depends(get_registry)]
 
 HTML_MEDIA_TYPE = "text/html"

@@ -145,6 +145,7 @@ async def impact_analysis(
         candidate=report.candidate.definition.ref,
         digest=report.candidate.digest,
         decisions=report.decisions,
+        pinned=report.pinned,
         first_seq=report.first_seq,
         last_seq=report.last_seq,
         subjects=len(report.subjects),

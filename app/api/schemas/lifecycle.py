@@ -99,10 +99,14 @@ class ImpactIn(BaseModel):
 class ImpactOut(BaseModel):
     candidate: str
     digest: str
-    decisions: int = Field(description="Recorded decisions replayed.")
+    decisions: int = Field(
+        description="The classifier's recorded decisions replayed: those its active version made or would "
+        "make, not other classifiers' nor those whose request pinned a version."
+    )
+    pinned: int = Field(description="Decisions left out because their request pinned a version.")
     first_seq: int | None
     last_seq: int | None
-    subjects: int = Field(description="Distinct subjects among them.")
+    subjects: int = Field(description="Distinct subjects (site and pseudonymous id) among them.")
     subjects_changed: int = Field(
         description="Subjects for whom at least one decision would change eligibility or risk group."
     )

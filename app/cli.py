@@ -1,4 +1,5 @@
-"""The command line: migrations, the OpenAPI document, classifiers, and the audit trail."""
+"""The command line: migrations, the OpenAPI document, classifiers, the audit trail, keys, and a check of
+the configuration."""
 
 import json
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.cli_classifiers import install as install_classifier_commands
+from app.cli_config import config
 
 if TYPE_CHECKING:
     from app.domain.audit import Verification
@@ -22,6 +24,7 @@ audit = typer.Typer(no_args_is_help=True, help="The audit trail: verify it, sign
 app.add_typer(audit, name="audit")
 keys = typer.Typer(no_args_is_help=True, help="API keys: create, list, expire, revoke.")
 app.add_typer(keys, name="keys")
+app.add_typer(config, name="config")
 
 CheckpointFiles = Annotated[
     list[Path] | None,

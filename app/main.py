@@ -31,6 +31,7 @@ from app.api.routers import metrics as metrics_routes
 from app.api.routers import redcap as redcap_routes
 from app.api.security_headers import DOCS_PATHS, SecurityHeadersMiddleware
 from app.domain.classifiers.registry import load_registry
+from app.logs import configure_logging
 from app.ml.model_version import BUILDERS
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService
@@ -95,7 +96,7 @@ def public_paths(*, metrics_public: bool) -> Callable[[str], bool]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)  # text in a terminal, else JSON lines
     # Third-party loggers that would print SQL parameters (subject ids, values) at DEBUG stay quiet.
     for name in ("alembic", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -106,11 +107,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.signing_key_file, create=settings.environment is not Environment.PRODUCTION
     )
     engine = create_engine_for(settings)
+    metrics = Metrics(pool=lambda: engine.pool)  # read at each scrape: the engine may replace its pool
     unit_of_work = partial(UnitOfWork, create_session_factory(engine))
     writer = ChainWriter(
         unit_of_work,
         idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
         transaction_timeout_s=settings.db_transaction_timeout_s,
+        observer=metrics,
     )
     signer = CheckpointSigner(signing_key)
     audit = AuditService(unit_of_work, signer, anchor=last_signed(settings.checkpoint_file, signer))
@@ -137,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys=services.keys,
         oidc=None if oidc_config is None else OidcVerifier(oidc_config),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        metrics=Metrics(),
+        metrics=metrics,
     )
     publisher = CheckpointPublisher(audit, settings.checkpoint_file, settings.checkpoint_interval_s)
     redcap = RedcapReceiver.from_settings(settings, services.assessments, plain_submission)  # None: off
@@ -202,7 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["Location", "Classifier-Version", "Idempotent-Replayed", "X-Request-ID"],
         )
-    app.add_middleware(RequestLogMiddleware)  # logs and tags every answer, 413s included
+    app.add_middleware(RequestLogMiddleware, sink=metrics)  # logs, times and tags every answer, 413s included
     app.add_middleware(SecurityHeadersMiddleware, exempt_csp_paths=DOCS_PATHS)  # outermost: on every answer
     # Credentials first, for every protected route: nothing is read or validated for an unknown caller.
     protected: dict[str, Any] = {

@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         "another process (an activation, say); a change made by the process itself applies at once.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as JSON objects (one per line) or as text; auto: text when standard error "
+        "is a terminal, else JSON.",
+    )
 
     # Access: API keys always; OIDC bearer tokens (client credentials) when an issuer is configured.
     local_admin_key_file: Path = Field(

@@ -1,5 +1,7 @@
 """One log line per request, naming the route template (never the path: paths carry subject ids) and the
-authenticated caller (never its credential).
+authenticated caller (never its credential); the same timing, by route template, to the metrics.
+
+Every other line logged while the request is handled names its request id too (app/logs.py).
 
 The same middleware is the last line of defence: an unexpected exception becomes a 500 problem that still
 carries the request id, and is logged by type and code location only, since exception messages can quote
@@ -11,10 +13,12 @@ import re
 import time
 import traceback
 import uuid
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import internal_error
+from app.logs import request_context
 
 logger = logging.getLogger("app.requests")
 
@@ -28,11 +32,22 @@ def code_location(error: BaseException) -> str:
     return " <- ".join(f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" for frame in reversed(frames))
 
 
-class RequestLogMiddleware:
-    """Logs method, route template, status and duration; echoes or issues an X-Request-ID."""
+class RequestSink(Protocol):
+    """Told of every answered request (the metrics): by route template, never by path."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def request_finished(self, method: str, route: str, status: int, seconds: float) -> None: ...
+
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class RequestLogMiddleware:
+    """Logs method, route template, status and duration; echoes or issues an X-Request-ID; tells ``sink``
+    (when given) the same, from the same timing."""
+
+    def __init__(self, app: ASGIApp, sink: RequestSink | None = None) -> None:
         self.app = app
+        self.sink = sink
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,27 +66,44 @@ class RequestLogMiddleware:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as error:
-            logger.error(
-                "unexpected %s at %s request_id=%s",
-                type(error).__name__,
-                code_location(error),
-                request_id.decode(),
-            )
-            if status == 0:
-                await internal_error()(scope, receive, send_with_id)
-            else:
-                status = 500
-        finally:
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            logger.info(
-                "%s %s %d %.1fms request_id=%s caller=%s",
-                scope["method"],
-                route,
-                status,
-                (time.perf_counter() - started) * 1000,
-                request_id.decode(),
-                scope["state"].get("caller", "-"),  # set once authenticated: a name, never a credential
-            )
+        with request_context(request_id.decode()):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as error:
+                logger.error(
+                    "unexpected %s at %s request_id=%s",
+                    type(error).__name__,
+                    code_location(error),
+                    request_id.decode(),
+                )
+                if status == 0:
+                    await internal_error()(scope, receive, send_with_id)
+                else:
+                    status = 500
+            finally:
+                self._finished(scope, status, time.perf_counter() - started, request_id.decode())
+
+    def _finished(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        method: str = scope["method"]
+        route: str = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+        caller: str = scope["state"].get("caller", "-")  # set once authenticated: a name, never a credential
+        duration_ms = round(seconds * 1000, 1)
+        logger.info(
+            "%s %s %d %.1fms request_id=%s caller=%s",
+            method,
+            route,
+            status,
+            duration_ms,
+            request_id,
+            caller,
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": duration_ms,
+                "caller": caller,
+            },
+        )
+        if self.sink is not None:
+            self.sink.request_finished(method, route, status, seconds)

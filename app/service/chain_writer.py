@@ -19,7 +19,9 @@ drops after commit.
 """
 
 import asyncio
+import contextvars
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from app.domain.access import SiteAccess
 from app.domain.errors import DomainError, InvalidInput
 from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestInProgress
+from app.service.observability import AuditObserver, NoObserver, RecordedDecision
 from app.store.classifier_repositories import NewShadowDecision
 from app.store.repositories import NewAssessment, StoredAssessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
@@ -94,6 +97,14 @@ NEXT_BATCH = _NextBatch()
 Answer = Written | Exception | _NextBatch
 
 
+def _observe(tell: Callable[..., None], *args: object, **kwargs: object) -> None:
+    """Tell the observer; a failing observer (metrics) never fails or delays a write."""
+    try:
+        tell(*args, **kwargs)
+    except Exception:
+        logger.exception("the audit observer failed")
+
+
 class ChainWriter:
     def __init__(
         self,
@@ -102,8 +113,11 @@ class ChainWriter:
         idempotency_ttl: timedelta = timedelta(hours=24),
         transaction_timeout_s: float = 10.0,
         max_batch: int = MAX_BATCH,
+        observer: AuditObserver | None = None,
     ) -> None:
+        """``observer`` is told how long each transaction took and what each commit recorded."""
         self._unit_of_work = unit_of_work
+        self._observer: AuditObserver = observer or NoObserver()
         self._idempotency_ttl = idempotency_ttl
         self._transaction_timeout_s = transaction_timeout_s
         self._max_batch = max_batch
@@ -124,7 +138,11 @@ class ChainWriter:
         self._waiting.append((pending, future))
         self._arrived.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="audit-chain-writer")
+            # In a context of its own: the writer serves every request, so it must not carry (into its log
+            # lines) the request id of the one that happened to start it.
+            self._task = asyncio.create_task(
+                self._run(), name="audit-chain-writer", context=contextvars.Context()
+            )
         # Shielded: a request that goes away does not take the decision out of a batch being written.
         return await asyncio.shield(future)
 
@@ -154,7 +172,7 @@ class ChainWriter:
         committed: list[Answer] = []  # filled once the commit has succeeded: from then on, nothing undoes it
         try:
             async with asyncio.timeout(self._transaction_timeout_s):
-                await self._transaction([pending for pending, _ in batch], committed)
+                await self._observed_transaction([pending for pending, _ in batch], committed)
         except TimeoutError:
             if not committed:
                 self._refuse(batch, StoreUnavailable("the audit store did not answer in time"))
@@ -183,6 +201,8 @@ class ChainWriter:
         """Answer each request of a committed batch. A request whose key an earlier one in the batch
         carried gets what that one got, when it was a decision; else it waits for the next batch."""
         self.batches += 1
+        recorded: list[RecordedDecision] = []
+        replayed = 0
         first: dict[tuple[str, str], tuple[str, Written]] = {}
         for (pending, _), answer in zip(batch, answers, strict=True):
             if pending.claim is not None and isinstance(answer, Written):
@@ -201,6 +221,11 @@ class ChainWriter:
                     if fingerprint == claim.fingerprint
                     else IdempotencyKeyReused("this Idempotency-Key was used with a different request")
                 )
+            if isinstance(answer, Written):  # counted as committed, whether or not anyone still waits
+                if answer.replayed:
+                    replayed += 1
+                else:
+                    recorded.append(_recorded(answer.stored))
             if future.done():
                 continue
             if isinstance(answer, Exception):
@@ -209,12 +234,21 @@ class ChainWriter:
                 self.appended += not answer.replayed
                 future.set_result(answer)
         self._waiting.extendleft(reversed(later))
+        _observe(self._observer.audit_committed, recorded, replayed)
 
     @staticmethod
     def _refuse(batch: Sequence[tuple[Pending, "asyncio.Future[Written]"]], error: Exception) -> None:
         for _, future in batch:
             if not future.done():
                 future.set_exception(error)
+
+    async def _observed_transaction(self, batch: Sequence[Pending], committed: list[Answer]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._transaction(batch, committed)
+        finally:
+            seconds = time.perf_counter() - started
+            _observe(self._observer.audit_transaction, committed=bool(committed), seconds=seconds)
 
     async def _transaction(self, batch: Sequence[Pending], committed: list[Answer]) -> None:
         """One transaction in the chain's turn: every key and correction is checked, and every decision
@@ -313,6 +347,13 @@ class ChainWriter:
                 outcomes[index] = error
             else:
                 corrected[correction.supersedes] = decision.id
+
+
+def _recorded(stored: StoredAssessment) -> RecordedDecision:
+    row = stored.row
+    return RecordedDecision(
+        row.eligibility_status, row.risk_group, f"{row.classifier_name}@{row.classifier_version}", row.seq
+    )
 
 
 async def _check_correction(uow: UnitOfWork, correction: Correction) -> None:

@@ -1,5 +1,8 @@
 """Settings fail fast on what production must never run with."""
 
+import re
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -70,3 +73,33 @@ def test_production_acts_as_the_audit_role() -> None:
             environment=Environment.PRODUCTION,
             database_role="",
         )
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def env_name(field: str) -> str:
+    """The variable a setting is read from: ``IL6_<NAME>``, but the database's URL, read as DATABASE_URL."""
+    return "DATABASE_URL" if field == "database_url" else f"IL6_{field.upper()}"
+
+
+def configuration_table() -> set[str]:
+    """Every variable the README's Configuration table names in its first column."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", row.split("|")[1])}
+
+
+def test_every_setting_has_a_row_in_the_readme() -> None:
+    documented = configuration_table()
+
+    missing = sorted(env for env in map(env_name, Settings.model_fields) if env not in documented)
+
+    assert not missing, f"README.md's Configuration table has no row for {missing}"
+
+
+def test_every_row_of_the_readme_is_a_setting() -> None:
+    read = {env_name(field) for field in Settings.model_fields} | {"IL6_DATABASE_URL"}
+
+    assert configuration_table() - read == set()

@@ -24,7 +24,7 @@ from app.api.metrics import Metrics
 from app.api.openapi import install_openapi
 from app.api.rate_limit import RateLimiter
 from app.api.request_log import RequestLogMiddleware
-from app.api.routers import assessments, batch, cards, catalog, exports, health, keys, lifecycle
+from app.api.routers import assessments, batch, cards, catalog, exports, health, keys, lifecycle, ui
 from app.api.routers import audit as audit_routes
 from app.api.routers import cds_hooks as cds_hooks_routes
 from app.api.routers import metrics as metrics_routes
@@ -40,6 +40,7 @@ from app.service.chain_writer import ChainWriter
 from app.service.checkpoints import CheckpointSigner, last_signed, load_signing_key
 from app.service.classifiers import ClassifierCatalog
 from app.service.impact import ClassifierReports
+from app.service.monitoring import MonitoringService
 from app.service.oidc import OidcConfig, OidcVerifier
 from app.service.readiness import ReadinessProbe
 from app.service.redcap import RedcapReceiver
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(
         catalog=classifiers,
         reports=ClassifierReports(classifiers, readers),
+        monitoring=MonitoringService(readers, classifiers, signer, settings.checkpoint_file),
         assessments=AssessmentService(classifiers, unit_of_work, writer),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
@@ -221,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cds_hooks_routes.router, **protected)
     app.include_router(exports.create_router(settings.study_id), **protected)
     app.include_router(keys.router, **protected)
+    app.include_router(ui.router, **protected)
     if settings.metrics_public:
         app.include_router(metrics_routes.create_router(public=True))
     else:

@@ -18,6 +18,7 @@ from app.service.assessments import AssessmentService, Caller
 from app.service.audit import AuditService
 from app.service.classifiers import ClassifierCatalog
 from app.service.impact import ClassifierReports
+from app.service.monitoring import MonitoringService
 from app.service.oidc import OidcVerifier
 from app.service.readiness import ReadinessProbe
 
@@ -28,6 +29,7 @@ class Services:
 
     catalog: ClassifierCatalog
     reports: ClassifierReports
+    monitoring: MonitoringService
     assessments: AssessmentService
     audit: AuditService
     readiness: ReadinessProbe
@@ -69,6 +71,11 @@ async def get_catalog(request: Request) -> ClassifierCatalog:
 async def get_reports(request: Request) -> ClassifierReports:
     services: Services = request.app.state.services
     return services.reports
+
+
+async def get_monitoring(request: Request) -> MonitoringService:
+    services: Services = request.app.state.services
+    return services.monitoring
 
 
 async def get_audit(request: Request) -> AuditService:

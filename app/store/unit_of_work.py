@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store.classifier_repositories import ClassifierRepository, ShadowRepository
+from app.store.monitoring_repository import MonitoringRepository
 from app.store.repositories import ApiKeyRepository, AssessmentRepository, IdempotencyRepository
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class UnitOfWork:
     keys: ApiKeyRepository
     classifiers: ClassifierRepository
     shadows: ShadowRepository
+    monitoring: MonitoringRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -51,6 +53,7 @@ class UnitOfWork:
         self.keys = ApiKeyRepository(self._session)
         self.classifiers = ClassifierRepository(self._session)
         self.shadows = ShadowRepository(self._session)
+        self.monitoring = MonitoringRepository(self._session)
         return self
 
     async def __aexit__(

@@ -32,5 +32,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-# Exec form: uvicorn is PID 1 and receives SIGTERM directly for a graceful shutdown.
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--no-server-header"]
+# Exec form: uvicorn is PID 1 and receives SIGTERM directly for a graceful shutdown: it stops accepting,
+# lets requests in flight finish (at most 15 s, then cancels them) and runs the lifespan's shutdown, which
+# writes what the audit writer holds (docs/operations.md). Kubernetes' grace period allows for all of it.
+CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", "--no-server-header", "--timeout-graceful-shutdown", "15"]

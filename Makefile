@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements-dev.lock
 run: $(STAMP)
 	$(BIN)/il6 db upgrade
 	$(BIN)/il6 keys bootstrap
-	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --no-access-log --no-server-header
+	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) --no-access-log --no-server-header \
+		--timeout-graceful-shutdown 15
 
 migrate: $(STAMP)
 	$(BIN)/il6 db upgrade

@@ -30,6 +30,12 @@ Run from the project root, with PostgreSQL reachable (TEST_POSTGRES_ADMIN_URL, a
     .venv/bin/python bench/audit_appends.py                      # wrk when installed, else httpx
     .venv/bin/python bench/audit_appends.py --loadgen httpx --duration 10 --concurrency 16 64
     .venv/bin/python bench/audit_appends.py --loadgen wrk --duration 10 --workers 2
+    .venv/bin/python bench/audit_appends.py --classifier model   # a fitted scikit-learn version decides
+
+With ``--classifier model`` (bench/model_version.py) a scikit-learn version is fitted on a synthetic cohort,
+registered and activated with the ``il6`` command before the service starts, and every request names it;
+a third server then runs: the floor calling that model's ``predict_proba`` once per request, which is what
+serving the model directly would cost (the service compiles it to its cutoff instead).
 
 Load generators: ``wrk`` (a Lua script written to a temporary file makes each request unique and counts
 the 201s), or, without wrk, an asyncio httpx loop in a separate process. The httpx loop lets in-flight
@@ -65,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import model_version
 import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
@@ -84,12 +91,23 @@ KEY_ENVIRONMENT = "BENCH_API_KEY"
 """How the API key reaches the load generators: the environment, never their command line (``ps``) or a
 file (the wrk script reads it with ``os.getenv``)."""
 
-BODY_TEMPLATE = (
-    '{"subject_id":"%s","site_id":"PIT",'
-    '"il6":{"value":1.5,"unit":"pg/mL","comparator":"<","assay":"elecsys-il6"},'
-    '"specimen":{"type":"serum","collected_at":"2026-11-20T09:30:00Z"}}'
-)
-"""A valid submission; %s is the subject id (also used as the Idempotency-Key: both must be unique)."""
+CLASSIFIER_ENVIRONMENT = "BENCH_CLASSIFIER"
+"""The classifier every request names, when the run is told one (``--classifier model``): set in this
+process's environment, so that the httpx load generator's processes send the same requests."""
+
+
+def body_template() -> str:
+    """A valid submission; %s is the subject id (also used as the Idempotency-Key: both must be unique).
+    An exact value, so that a fitted version's cutoff (not the limit of detection alone) places it."""
+    classifier = os.environ.get(CLASSIFIER_ENVIRONMENT)
+    return (
+        '{"subject_id":"%s","site_id":"PIT",'
+        '"il6":{"value":12.5,"unit":"pg/mL","assay":"elecsys-il6"},'
+        '"specimen":{"type":"serum","collected_at":"2026-11-20T09:30:00Z"}'
+        + ("" if classifier is None else f',"classifier":"{classifier}"')
+        + "}"
+    )
+
 
 WRK_SCRIPT = """
 local threads = {}
@@ -178,6 +196,7 @@ async def _httpx_load(url: str, concurrency: int, duration_s: float, tag: str) -
     counter = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"content-type": "application/json", **bearer(os.environ[KEY_ENVIRONMENT])}
+    template = body_template()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
         started = time.perf_counter()
         deadline = started + duration_s
@@ -191,7 +210,7 @@ async def _httpx_load(url: str, concurrency: int, duration_s: float, tag: str) -
                 try:
                     response = await client.post(
                         PATH,
-                        content=(BODY_TEMPLATE % key).encode(),
+                        content=(template % key).encode(),
                         headers={**headers, "Idempotency-Key": key},
                     )
                 except httpx.TransportError:
@@ -280,7 +299,7 @@ def run_wrk(
         % {
             "tag": tag,
             "path": PATH,
-            "body": BODY_TEMPLATE.replace("'", "\\'"),
+            "body": body_template().replace("'", "\\'"),
             "prefix": RESULT_PREFIX,
             "key_environment": KEY_ENVIRONMENT,
         },
@@ -615,6 +634,13 @@ def main() -> int:
         "--workers", type=int, default=1, help="uvicorn --workers, for the service and the floor (1)."
     )
     parser.add_argument("--loadgen", choices=["auto", "wrk", "httpx"], default="auto")
+    parser.add_argument(
+        "--classifier",
+        choices=["rules", "model"],
+        default="rules",
+        help="rules: the bundled default; model: a scikit-learn version fitted on a synthetic cohort, "
+        "activated, and named by every request (and a third server: the floor calling predict_proba).",
+    )
     parser.add_argument("--pool-size", type=int, default=None, help="IL6_DB_POOL_SIZE (service default).")
     parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL))
     parser.add_argument("--httpx-worker", action="store_true", help=argparse.SUPPRESS)
@@ -676,6 +702,13 @@ def main() -> int:
             service_url = make_url(url).set(username=SERVICE_LOGIN).render_as_string(hide_password=False)
             serving = {**environment, "DATABASE_URL": service_url}
             api_key = create_api_key(serving, scratch)
+            artifact = None
+            if args.classifier == "model":
+                artifact = model_version.provision(
+                    lambda *command: _run([str(IL6), *command], environment, scratch), scratch
+                )
+                os.environ[CLASSIFIER_ENVIRONMENT] = model_version.NAME  # the load generators send it
+                print(f"classifier: {model_version.NAME}@{model_version.VERSION} (synthetic cohort, fitted)")
             print(STAGE_HEADER, flush=True)
             with running_server(SERVICE_APP, args.workers, serving, scratch, scratch / "server.log") as base:
                 service_warm, service = stages("service", base, scratch, api_key)
@@ -691,11 +724,24 @@ def main() -> int:
         floor_log = scratch / "floor.log"
         with running_server(FLOOR_APP, args.workers, floor_environment(), scratch, floor_log) as base:
             _, floor = stages("floor", base, scratch, api_key)
+        with_model: list[StageResult] = []
+        if artifact is not None:
+            sklearn_environment = {**floor_environment(), "BENCH_SKLEARN_ARTIFACT": str(artifact)}
+            with running_server(
+                FLOOR_APP, args.workers, sklearn_environment, scratch, scratch / "floor-sklearn.log"
+            ) as base:
+                _, with_model = stages("floor+predict_proba", base, scratch, api_key)
 
     print()
     for line in comparison_table(service, floor):
         print(line)
     print("ratio: service/s as a percentage of floor/s (201s per second, same requests, same concurrency)")
+    for ours, bare in zip(with_model, floor, strict=False):
+        share = f"{100 * ours.appends_per_s / bare.appends_per_s:.1f}%" if bare.appends_per_s else "n/a"
+        print(
+            f"floor+predict_proba at {ours.concurrency}: {ours.appends_per_s:.1f}/s, "
+            f"p99 {ours.p99_ms:.1f} ms ({share} of the floor): one scikit-learn call per request, no database"
+        )
 
     # The service's rows hold its warm-up's 201s too.
     counted = [*([service_warm] if service_warm is not None else []), *service]

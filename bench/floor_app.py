@@ -12,20 +12,35 @@ the service's requests unchanged. ``GET /readyz`` answers 200 so that the benchm
 as it waits for the service; it is not measured. Importing the model imports the parts of ``app`` it is
 defined beside (pydantic models, SQLAlchemy), once at start-up; nothing connects anywhere.
 
+With ``BENCH_SKLEARN_ARTIFACT`` naming a fitted version's skops artifact (``--classifier model``), the
+endpoint also calls the model's ``predict_proba`` on the submitted value, once per request: what serving
+the scikit-learn model directly would cost, which the service avoids by compiling it to its cutoff.
+
 Run by the benchmark (``uvicorn floor_app:app --app-dir bench``), not on its own.
 """
+
+import os
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
 from app.api.schemas.assessments import AssessmentIn
+from app.ml.artifact import loads
 
 app = FastAPI(title="IL6 bench floor", openapi_url=None, docs_url=None, redoc_url=None)
+_ARTIFACT = os.environ.get("BENCH_SKLEARN_ARTIFACT")
+MODEL: Any = None if _ARTIFACT is None else loads(Path(_ARTIFACT).read_bytes())
 
 
 @app.post("/v1/assessments", status_code=201)
-async def create_assessment(body: AssessmentIn) -> dict[str, str]:
-    """Validate the submission and answer 201 with its subject id (nothing is decided or recorded)."""
-    return {"subject_id": body.subject_id}
+async def create_assessment(body: AssessmentIn) -> dict[str, Any]:
+    """Validate the submission and answer 201 with its subject id (nothing is decided or recorded); with a
+    model, also its probability of progression for the value as given."""
+    if MODEL is None:
+        return {"subject_id": body.subject_id}
+    probability = MODEL.predict_proba([[float(body.il6.value)]])[0][0]
+    return {"subject_id": body.subject_id, "p": float(probability)}
 
 
 @app.get("/readyz")

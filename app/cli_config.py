@@ -1,6 +1,7 @@
 """``il6 config check``: read the settings from the environment as the service does, before it starts,
 and name every variable that is wrong (never its value)."""
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -89,7 +90,9 @@ def _database_problem(settings: "Settings") -> str | None:
     """Why the service could not decide on this database (unreachable, not migrated), or None."""
     import asyncio
 
+    from app.main import refuse_a_login_that_can_alter_the_audit_trail
     from app.service.readiness import ReadinessProbe
+    from app.settings import Environment
     from app.store.database import create_engine_for, database_urls
     from app.store.migrations import head_revisions
 
@@ -101,11 +104,45 @@ def _database_problem(settings: "Settings") -> str | None:
     async def probe() -> str | None:
         engine = create_engine_for(settings)
         try:
-            return await ReadinessProbe(engine, head_revisions()).problem()
+            problem = await ReadinessProbe(engine, head_revisions()).problem()
+            if problem is None and settings.environment is Environment.PRODUCTION:
+                try:
+                    await refuse_a_login_that_can_alter_the_audit_trail(engine)
+                except RuntimeError as refused:
+                    return str(refused)
+            return problem
         finally:
             await engine.dispose()
 
     return asyncio.run(probe())
+
+
+def _start_up_refusals(settings: "Settings") -> list[str]:
+    """What else start-up checks before it serves, beyond the settings' own values: the audit signing key
+    (production never creates one) and the classifier versions shipped with it."""
+    from app.domain.classifiers.base import ClassifierDefinitionError
+    from app.domain.classifiers.registry import load_registry
+    from app.ml.model_version import BUILDERS
+    from app.service.checkpoints import SigningKeyMissing, load_signing_key
+    from app.settings import Environment
+
+    refusals = []
+    if settings.environment is Environment.PRODUCTION:
+        try:
+            load_signing_key(settings.signing_key_file, create=False)
+        except (SigningKeyMissing, OSError, ValueError) as error:
+            refusals.append(f"IL6_SIGNING_KEY_FILE: {type(error).__name__}: {error}")
+        checkpoints = settings.checkpoint_file
+        if checkpoints is not None and not os.access(checkpoints.parent, os.W_OK):
+            refusals.append("IL6_CHECKPOINT_FILE: its directory is not writable")
+    try:
+        registry = load_registry(settings.classifier_dir, BUILDERS)
+    except (ClassifierDefinitionError, OSError, ValueError, KeyError) as error:
+        refusals.append(f"IL6_CLASSIFIER_DIR: {type(error).__name__}: {error}")
+    else:
+        for rejected in registry.rejected:  # served without it, as start-up does; said, not refused
+            typer.echo(f"warning: {rejected.name}@{rejected.version} would not be served: {rejected.reason}")
+    return refusals
 
 
 @config.command("check")
@@ -122,6 +159,12 @@ def config_check(
         typer.echo(f"configuration refused ({len(errors)} error(s)):", err=True)
         for error in errors:
             typer.echo(f"  {error}", err=True)
+        raise typer.Exit(1)
+    refusals = _start_up_refusals(settings)
+    if refusals:
+        typer.echo(f"start-up would be refused ({len(refusals)} reason(s)):", err=True)
+        for refusal in refusals:
+            typer.echo(f"  {refusal}", err=True)
         raise typer.Exit(1)
     typer.echo("configuration ok")
     for line in _summary(settings):

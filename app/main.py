@@ -60,7 +60,7 @@ definition (its parameters and assays), with its source: see /v1/classifiers and
 """
 
 
-async def _refuse_a_login_that_can_alter_the_audit_trail(engine: AsyncEngine) -> None:
+async def refuse_a_login_that_can_alter_the_audit_trail(engine: AsyncEngine) -> None:
     """Production runs on a login that cannot step out of the audit role into owning the trail.
 
     The role set at connection start limits the service to SELECT and INSERT, but a login that owns the
@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(
         catalog=classifiers,
         reports=ClassifierReports(classifiers, readers),
-        monitoring=MonitoringService(readers, classifiers, signer, settings.checkpoint_file),
+        monitoring=MonitoringService(readers, classifiers, audit, settings.checkpoint_file),
         assessments=AssessmentService(classifiers, unit_of_work, writer),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.environment is Environment.PRODUCTION:
             try:
-                await _refuse_a_login_that_can_alter_the_audit_trail(engine)
+                await refuse_a_login_that_can_alter_the_audit_trail(engine)
             except RuntimeError:
                 await engine.dispose()
                 raise

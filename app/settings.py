@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False,
         description="Serve /metrics without credentials (for a scraper on a private network); else it "
-        "needs a credential with the read scope.",
+        "needs a credential with the read scope for every site.",
     )
     oidc_issuer: str | None = Field(
         default=None,

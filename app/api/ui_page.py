@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from app.api.svg_plots import horizontal_bars, log_histogram, share_bar, stacked_days, timeline
 from app.domain.reasons import ReasonCode
-from app.service.monitoring import MAX_SITE_SERIES, OUTCOMES, Overview
+from app.service.monitoring import MAX_SITE_SERIES, OUTCOMES, ChainStatus, Overview
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:64rem;margin:1.5rem auto;padding:0 1rem;"
@@ -88,7 +88,7 @@ def _il6(overview: Overview) -> str:
         f"{entry.name}@{entry.active_version}.",
     ]
     if histogram.limited:
-        notes.append(f"The window holds more decisions: the newest {histogram.sampled} are drawn.")
+        notes.append(f"The window holds more serum results: the newest {histogram.sampled} are drawn.")
     if histogram.zero:
         notes.append(f"{histogram.zero} results of exactly 0 pg/mL are not on the log axis.")
     return _figure(
@@ -191,20 +191,35 @@ def _chain(overview: Overview) -> str:
             ("Head", f"record {_e(chain.head.seq)}, recorded {_time(chain.head.recorded_at)}"),
             ("Head hash", f"<code>{_e(chain.head.hash)}</code>"),
             ("Last signed checkpoint", signed),
-            ("Last verification", "not recorded by the service"),
+            ("Last verification", _verification(chain)),
         ]
     ) + (
-        '<p class="note">The service does not record when the chain was last verified, so this page shows '
-        "the chain's head and the last checkpoint it signed. Verify the chain with <code>GET /v1/audit/verify"
-        "</code> or <code>il6 audit verify</code>, against kept checkpoints with <code>POST /v1/audit/verify"
-        "</code> (docs/audit.md).</p>"
+        '<p class="note">The last verification is this server process\'s own: a check asked of it '
+        "(<code>GET /v1/audit/verify</code>), or the one it runs before signing each checkpoint (from the "
+        "last checkpoint on). Verify the whole chain with <code>GET /v1/audit/verify</code> or "
+        "<code>il6 audit verify</code>, against kept checkpoints with <code>POST /v1/audit/verify</code> "
+        "(docs/audit.md).</p>"
     )
 
 
+def _verification(chain: ChainStatus) -> str:
+    run = chain.last_verification
+    if run is None:
+        return "none by this server process since it started"
+    span = "no records" if run.last_seq is None else f"records {_e(run.from_seq)} to {_e(run.last_seq)}"
+    found = (
+        "<strong>intact</strong>" if run.intact else f"<strong>BROKEN at record {_e(run.broken_seq)}</strong>"
+    )
+    counted = f"{_e(run.checked)} checked, {_e(run.checkpoints)} checkpoints"
+    return f"{_time(run.finished_at)}: {found}, {span} ({counted})"
+
+
 def _recent(overview: Overview) -> str:
+    # Record numbers run across every site: their gaps would show another site's pace.
+    numbered = overview.sites.every_site
     rows = [
         [
-            _e(d.seq),
+            *([_e(d.seq)] if numbered else []),
             _time(d.recorded_at),
             f'<code class="subject">{_e(d.subject_id)}</code>',
             _e(d.site_id or "-"),
@@ -220,7 +235,7 @@ def _recent(overview: Overview) -> str:
         "recent",
         f"The newest {len(rows)} decisions, newest first",
         (
-            "Record",
+            *(["Record"] if numbered else []),
             "Recorded",
             "Subject (pseudonymous id)",
             "Site",

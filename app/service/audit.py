@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +32,20 @@ def export_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**to_record(row), "hash": row["hash"], "request_body": row["request_body"]}
 
 
+@dataclass(frozen=True)
+class VerificationRun:
+    """When this process last verified the chain (a check asked for, or before signing a checkpoint),
+    what it covered and what it found."""
+
+    finished_at: datetime
+    from_seq: int
+    checked: int
+    last_seq: int | None
+    intact: bool
+    broken_seq: int | None
+    checkpoints: int
+
+
 class ChainBroken(Exception):
     """The chain no longer extends the last checkpoint this service signed, so it signs nothing more."""
 
@@ -49,6 +63,8 @@ class AuditService:
         self.signer = signer
         self._batch_size = batch_size
         self._anchor = anchor
+        self.last_verification: VerificationRun | None = None
+        """The last verification this process ran (None until one has): the monitoring page shows it."""
 
     async def head(self) -> tuple[datetime, ChainHead]:
         async with self._unit_of_work() as uow:
@@ -86,8 +102,23 @@ class AuditService:
 
         Each checkpoint's signature must verify under this service's key (InvalidCheckpoint otherwise);
         a checkpoint inside the range must match the record it names, one beyond the chain's end shows a
-        cut tail. Stops at the first broken link.
+        cut tail. Stops at the first broken link. The outcome is kept as ``last_verification``.
         """
+        verification = await self._verify(from_seq, to_seq, checkpoints)
+        self.last_verification = VerificationRun(
+            finished_at=datetime.now(UTC),
+            from_seq=from_seq,
+            checked=verification.checked,
+            last_seq=verification.last_seq,
+            intact=verification.intact,
+            broken_seq=None if verification.broken is None else verification.broken.seq,
+            checkpoints=verification.checkpoints,
+        )
+        return verification
+
+    async def _verify(
+        self, from_seq: int, to_seq: int | None, checkpoints: Sequence[SignedCheckpoint]
+    ) -> Verification:
         for checkpoint in checkpoints:
             checkpoint.verify(self.signer.public_key)
         links = [

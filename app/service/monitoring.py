@@ -26,7 +26,8 @@ from app.domain.classifiers.lifecycle import Lifecycle
 from app.domain.classifiers.rules import CUTOFF
 from app.domain.eligibility import EligibilityStatus
 from app.domain.il6 import PG_PER_ML
-from app.service.checkpoints import CheckpointSigner, InvalidCheckpoint, SignedCheckpoint
+from app.service.audit import AuditService, VerificationRun
+from app.service.checkpoints import InvalidCheckpoint, SignedCheckpoint
 from app.service.classifiers import ClassifierCatalog
 from app.store.monitoring_repository import DecisionCount, RecentDecision
 from app.store.unit_of_work import UnitOfWork
@@ -132,6 +133,8 @@ class ChainStatus:
     checkpoint: SignedCheckpoint | None
     """The last checkpoint in the checkpoint log signed by this service's key."""
     checkpoint_unreadable: bool = False
+    last_verification: VerificationRun | None = None
+    """The last verification of the chain this server process ran, if any."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ class MonitoringService:
         self,
         read_unit_of_work: Callable[[], UnitOfWork],
         catalog: ClassifierCatalog,
-        signer: CheckpointSigner,
+        audit: AuditService,
         checkpoint_log: Path | None,
         *,
         sample_limit: int = 5000,
@@ -239,7 +242,8 @@ class MonitoringService:
         the newest decisions listed."""
         self._read_unit_of_work = read_unit_of_work
         self._catalog = catalog
-        self._signer = signer
+        self._audit = audit
+        self._signer = audit.signer
         self._checkpoint_log = checkpoint_log
         self._sample_limit = sample_limit
         self._recent_limit = recent_limit
@@ -297,7 +301,7 @@ class MonitoringService:
             by_outcome=by_outcome,
             by_site=Daily(window, by_site(counts, window)),
             il6=il6_histogram(
-                decided, (line.pg_per_ml for line in lines), limited=by_outcome.total > len(results)
+                decided, (line.pg_per_ml for line in lines), limited=len(results) >= self._sample_limit
             ),
             lines=lines,
             indeterminate=Indeterminate(
@@ -319,12 +323,27 @@ class MonitoringService:
 
     async def _chain(self, database_time: datetime, head: ChainHead) -> ChainStatus:
         if self._checkpoint_log is None:
-            return ChainStatus(database_time, head, None, None)
+            return ChainStatus(
+                database_time, head, None, None, last_verification=self._audit.last_verification
+            )
         try:
             checkpoint = await asyncio.to_thread(
                 last_checkpoint, self._checkpoint_log, self._signer.public_key
             )
         except OSError as error:
             logger.warning("checkpoint log not readable: %s", type(error).__name__)
-            return ChainStatus(database_time, head, self._checkpoint_log, None, checkpoint_unreadable=True)
-        return ChainStatus(database_time, head, self._checkpoint_log, checkpoint)
+            return ChainStatus(
+                database_time,
+                head,
+                self._checkpoint_log,
+                None,
+                checkpoint_unreadable=True,
+                last_verification=self._audit.last_verification,
+            )
+        return ChainStatus(
+            database_time,
+            head,
+            self._checkpoint_log,
+            checkpoint,
+            last_verification=self._audit.last_verification,
+        )

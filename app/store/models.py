@@ -47,6 +47,9 @@ class Assessment(Base):
         ),
         CheckConstraint("risk_group IS NULL OR risk_group IN ('low', 'high')", name="risk_group"),
         Index("ix_assessment_subject_id_seq", "subject_id", "seq"),
+        # The monitoring page's reads: a window of time, and a site's newest decisions (migration 0005).
+        Index("ix_assessment_recorded_at", "recorded_at"),
+        Index("ix_assessment_site_id_seq", "site_id", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=False)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.domain.specimen import SpecimenType
 from app.store.models import Assessment
 from app.store.types import utcnow
 
@@ -78,6 +79,7 @@ _DAY = utc_day(Assessment.recorded_at)
 _IL6_VALUE = Assessment.decision[("il6", "pg_per_ml")].as_string()
 _IL6_COMPARATOR = Assessment.decision[("il6", "comparator")].as_string()
 _ELIGIBILITY_REASONS = Assessment.decision[("eligibility", "reasons")]
+_SPECIMEN = Assessment.input[("specimen", "type")].as_string()
 
 
 def _within(statement: _S, since: datetime | None, sites: frozenset[str] | None) -> _S:
@@ -115,8 +117,9 @@ class MonitoringRepository:
     async def il6_results(
         self, since: datetime, sites: frozenset[str] | None, *, limit: int
     ) -> Sequence[IL6Result]:
-        """The IL6 values of the newest ``limit`` decisions since ``since``, newest first."""
-        statement = select(_IL6_VALUE, _IL6_COMPARATOR)
+        """The IL6 values of the newest ``limit`` decisions on serum since ``since``, newest first (results
+        from other specimens are not drawn against the serum cutoff and limits)."""
+        statement = select(_IL6_VALUE, _IL6_COMPARATOR).where(SpecimenType.SERUM.value == _SPECIMEN)
         statement = _within(statement, since, sites).order_by(Assessment.seq.desc()).limit(limit)
         rows = (await self._session.execute(statement)).all()
         return [IL6Result(str(value), comparator) for value, comparator in rows if value is not None]

@@ -7,6 +7,7 @@ client was given names the row the database holds.
 """
 
 import asyncio
+import itertools
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -119,6 +120,13 @@ def test_two_processes_append_to_one_chain_without_forking(
     assert len({row.prev_hash for row in rows}) == DECISIONS
     assert len({row.hash for row in rows}) == DECISIONS
     assert all(rows[i].prev_hash == rows[i - 1].hash for i in range(1, DECISIONS))
+
+    # The processes took turns on the chain while both ran: in sequence order, the process that appended
+    # changes many times, so neither wrote its share alone before the other began.
+    writer_by_seq = [receipt.base_url for receipt in sorted(receipts, key=lambda receipt: receipt.seq)]
+    turns = sum(1 for before, after in itertools.pairwise(writer_by_seq) if before != after)
+    print(f"{shared_backend.name}: the writing process changed {turns} times along the chain")
+    assert turns >= 10
 
     # Every receipt names the row the database holds.
     by_seq = {row.seq: row for row in rows}

@@ -337,13 +337,16 @@ async def test_a_caller_past_its_burst_is_throttled_alone(database_url: str) -> 
         assert counted(metrics, "il6_rate_limited_total") == {(): statuses.count(429)}
 
 
-async def test_metrics_need_the_read_scope_unless_made_public(
+async def test_metrics_need_the_read_scope_for_every_site_unless_made_public(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
     assess, read = await key_headers(client, scopes=("assess",)), await key_headers(client, scopes=("read",))
+    one_site = await key_headers(client, scopes=("read",), sites=["PIT"])
 
     assert summary(await send(client, "GET", "/metrics", {})) == REFUSED
     assert_problem(await client.get("/metrics", headers=assess), 403, "forbidden")
+    # Decisions by outcome and the chain's head span sites: not for a key limited to some.
+    assert_problem(await client.get("/metrics", headers=one_site), 403, "forbidden")
     assert (await client.get("/metrics", headers=read)).headers["content-type"].startswith("text/plain")
     async for public in app_client(settings_for(database_url, metrics_public=True)):
         answer = await send(public, "GET", "/metrics", {})

@@ -117,10 +117,10 @@ async def test_the_overview_counts_a_sites_decisions(
     }
     assert [(s.label, s.total) for s in overview.by_site.series] == [(site, 6)]
     histogram = overview.il6
-    assert histogram.sampled == 6
+    assert histogram.sampled == 5  # serum results only: the plasma one is not drawn against serum lines
     assert not histogram.limited
     assert histogram.zero == 0
-    assert {s.label: s.total for s in histogram.series} == {EXACT: 4, CENSORED: 2}
+    assert {s.label: s.total for s in histogram.series} == {EXACT: 3, CENSORED: 2}
     # 0.8 to 40 pg/mL and the lines at 1.5 and 17.85: from 0.1 to 100 pg/mL, a bin a quarter decade wide.
     assert (histogram.lo, histogram.hi, len(histogram.edges)) == (-1, 2, 13)
     assert [(line.kind, line.pg_per_ml) for line in overview.lines] == [
@@ -183,6 +183,11 @@ async def test_the_page_shows_a_restricted_caller_its_sites_only(
     assert 'id="plot-outcomes"' in page
     assert 'id="plot-il6"' in page
     assert page.count('data-series="eligible" data-day=') == 1  # the day's eligible decisions: one bar
+    # Counts are of this site's decisions only (the other site's two are eligible too).
+    assert 'data-series="eligible" data-day=' in page
+    eligible_bar = page.split('data-series="eligible" data-day=', 1)[1]
+    assert 'data-count="2"' in eligible_bar.split(">", 1)[0]
+    assert '<th scope="col">Record</th>' not in page  # record numbers run across sites
     assert '<line class="cutoff" data-pg-per-ml="17.85"' in page
     assert '<line class="lod" data-pg-per-ml="1.5"' in page
     assert "<script" not in page
@@ -195,12 +200,16 @@ async def test_the_page_shows_an_every_site_caller_the_chain(served: Served) -> 
     assert checkpoint is not None
 
     page = (await served.client.get("/ui?days=7")).text
+    verified = await served.client.get("/v1/audit/verify")
+    after = (await served.client.get("/ui?days=7")).text
 
     assert f"record {checkpoint.seq}, signed {checkpoint.issued_at}" in page
     assert f"<code>{checkpoint.hash}</code>" in page
     assert "Last verification" in page
-    assert "not recorded by the service" in page
+    assert "none by this server process since it started" in page
     assert "the last 7 days" in page
+    assert verified.json()["intact"] is True
+    assert f"<strong>intact</strong>, records 1 to {verified.json()['last_seq']}" in after
 
 
 @pytest.mark.parametrize(("scopes", "status"), [(("assess",), 403), (("admin",), 403), (("read",), 200)])

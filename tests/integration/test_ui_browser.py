@@ -41,10 +41,10 @@ SITE_B: Sequence[tuple[dict[str, Any], str]] = [
     ({"value": 250, "comparator": None}, "ineligible"),
     ({"value": 0.5, "comparator": None}, "eligible"),
 ]
-IL6_BARS_A = 6
-"""Site A's values (DECISIONS) fall in six distinct (bin, series) cells of quarter-decade bins: exact 0.8,
-3, 5 and 40, censored <1.5 and <20."""
-IL6_BARS_ALL = 8
+IL6_BARS_A = 5
+"""Site A's serum values (DECISIONS) fall in five distinct (bin, series) cells of quarter-decade bins:
+exact 0.8, 5 and 40, censored <1.5 and <20 (its plasma result, 3 pg/mL, is not drawn against serum lines)."""
+IL6_BARS_ALL = 7
 """Site B adds exact 250 and 0.5, each in a bin of its own."""
 
 COUNT_PIXELS = """async (png) => {
@@ -209,7 +209,7 @@ def test_the_page_draws_real_decisions_in_chromium(browser: Browser, server: Ser
     assert _counts(page, "#plot-outcomes rect.bar") == {"eligible": 2, "ineligible": 2, "indeterminate": 2}
     assert _counts(page, "#plot-sites rect.bar") == {site_a: 6}
     assert page.locator("#plot-il6 rect.bar").count() == IL6_BARS_A
-    assert _counts(page, "#plot-il6 rect.bar") == {"exact value": 4, "censored (at its reported limit)": 2}
+    assert _counts(page, "#plot-il6 rect.bar") == {"exact value": 3, "censored (at its reported limit)": 2}
     assert page.locator('#plot-il6 line.cutoff[data-pg-per-ml="17.85"]').count() == 1
     assert page.locator('#plot-il6 line.lod[data-pg-per-ml="1.5"]').count() == 1
     assert _counts(page, "#plot-reasons rect.bar") == {"SPECIMEN_NOT_SERUM": 1, "IL6_CENSORED_ABOVE_LOD": 1}

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.service.checkpoints import generate_signing_key
 
 runner = CliRunner()
 
@@ -38,8 +39,11 @@ def test_the_defaults_pass_with_a_summary() -> None:
     assert "REDCap:       off" in output
 
 
-def test_the_summary_names_the_database_and_integrations_but_no_secret() -> None:
+def test_the_summary_names_the_database_and_integrations_but_no_secret(tmp_path: Path) -> None:
+    generate_signing_key(tmp_path / "key.pem")
     code, output = check(
+        IL6_SIGNING_KEY_FILE=str(tmp_path / "key.pem"),
+        IL6_CHECKPOINT_FILE=str(tmp_path / "checkpoints.jsonl"),
         DATABASE_URL=f"postgresql+psycopg://il6_service:{PASSWORD}@db:5432/il6?password={PASSWORD}",
         IL6_ENVIRONMENT="production",
         IL6_REDCAP_API_URL="https://redcap.example.org/api/",
@@ -135,3 +139,26 @@ def test_connect_refuses_a_missing_sqlite_file_without_making_one(tmp_path: Path
     assert "configuration ok" in output
     assert "database refused: The database file does not exist" in output
     assert not path.parent.exists()
+
+
+def test_production_without_its_signing_key_is_refused_as_start_up_would_be(tmp_path: Path) -> None:
+    code, output = check(
+        DATABASE_URL=f"postgresql+psycopg://il6_service:{PASSWORD}@db:5432/il6",
+        IL6_ENVIRONMENT="production",
+        IL6_SIGNING_KEY_FILE=str(tmp_path / "missing.pem"),
+        IL6_CHECKPOINT_FILE=str(tmp_path / "checkpoints.jsonl"),
+    )
+
+    assert code == 1
+    assert "start-up would be refused" in output
+    assert "IL6_SIGNING_KEY_FILE: SigningKeyMissing" in output
+    assert PASSWORD not in output
+
+
+def test_a_broken_classifier_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "registry.json").write_text('{"default": "nothing", "classifiers": []}', encoding="utf-8")
+
+    code, output = check(IL6_CLASSIFIER_DIR=str(tmp_path))
+
+    assert code == 1
+    assert "IL6_CLASSIFIER_DIR: ClassifierDefinitionError" in output

@@ -23,6 +23,7 @@ from app.domain.classifiers.lifecycle import Event, Lifecycle, LifecycleEvent
 from app.domain.classifiers.manifest import manifest_digest, parse_manifest
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
 from app.domain.classifiers.rules import CUTOFF, RuleSetClassifier
+from app.service.audit import AuditService
 from app.service.checkpoints import CheckpointSigner
 from app.service.classifiers import ClassifierCatalog
 from app.service.monitoring import (
@@ -198,7 +199,7 @@ def test_the_chain_is_shown_to_a_caller_of_every_site_only() -> None:
     restricted = render_monitoring_page(overview(sites=SiteAccess(frozenset({"PIT"}))), "reader")
 
     assert "record 10, recorded 2026-12-02 12:00:00 UTC" in every
-    assert "not recorded by the service" in every
+    assert "none by this server process since it started" in every
     assert "none in the checkpoint log yet" in every
     assert "ab" * 32 not in restricted
     assert "shown only to callers with access to every site" in restricted
@@ -291,7 +292,7 @@ def test_the_lines_come_from_the_active_versions_parameters_and_assays() -> None
     catalog = ClassifierCatalog(ClassifierRegistry("il6-enrichment", (entry,)), no_store, {})
     signer = CheckpointSigner(Ed25519PrivateKey.generate())
 
-    lines = MonitoringService(no_store, catalog, signer, None).lines()
+    lines = MonitoringService(no_store, catalog, AuditService(no_store, signer), None).lines()
 
     assert [(line.kind, line.pg_per_ml) for line in lines] == [
         ("cutoff", Decimal("23.4567")),

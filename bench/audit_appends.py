@@ -62,7 +62,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mlflow_peer
 import model_version
 import psycopg
 from psycopg import sql
@@ -138,7 +139,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 201 then created = created + 1 end
+  if status == %(success)d then created = created + 1 end
   answered[status] = (answered[status] or 0) + 1
 end
 
@@ -290,18 +291,30 @@ def run_httpx(url: str, concurrency: int, duration_s: float, api_key: str) -> St
 
 
 def run_wrk(
-    wrk: str, url: str, concurrency: int, duration_s: float, scratch: Path, api_key: str
+    wrk: str,
+    url: str,
+    concurrency: int,
+    duration_s: float,
+    scratch: Path,
+    api_key: str,
+    *,
+    path: str = PATH,
+    body: str | None = None,
+    success: int = 201,
 ) -> StageResult:
+    """wrk at ``concurrency`` for ``duration_s``: POST ``body`` (the service's submission unless given) to
+    ``path``; ``created`` counts the answers with status ``success``."""
     tag = f"w{secrets.token_hex(4)}c{concurrency}"
     script = scratch / f"post-{tag}.lua"
     script.write_text(
         WRK_SCRIPT
         % {
             "tag": tag,
-            "path": PATH,
-            "body": body_template().replace("'", "\\'"),
+            "path": path,
+            "body": (body_template() if body is None else body).replace("'", "\\'"),
             "prefix": RESULT_PREFIX,
             "key_environment": KEY_ENVIRONMENT,
+            "success": success,
         },
         encoding="utf-8",
     )
@@ -477,11 +490,19 @@ def floor_environment() -> dict[str, str]:
 
 @contextmanager
 def running_server(
-    target: list[str], workers: int, environment: dict[str, str], cwd: Path, log_path: Path
+    target: list[str],
+    workers: int,
+    environment: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    *,
+    command_for: Callable[[int], list[str]] | None = None,
+    ready_path: str = "/readyz",
 ) -> Iterator[str]:
-    """uvicorn (``uvicorn_command``); its base URL once /readyz answers 200; SIGTERM after."""
+    """uvicorn (``uvicorn_command``, or ``command_for(port)``); its base URL once ``ready_path`` answers
+    200; SIGTERM after."""
     port = _free_port()
-    command = uvicorn_command(target, port, workers)
+    command = uvicorn_command(target, port, workers) if command_for is None else command_for(port)
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - the project's own uvicorn, no shell
             command, env=environment, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
@@ -494,7 +515,7 @@ def running_server(
                 if process.poll() is not None:
                     raise RuntimeError(f"{target[0]} exited with {process.returncode}; see {log_path}")
                 try:
-                    if client.get("/readyz").status_code == 200:
+                    if client.get(ready_path).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
@@ -587,22 +608,23 @@ def server_facts(workers: int) -> str:
     )
 
 
-def _other(result: StageResult) -> dict[str, int]:
-    """A stage's answers other than 201, and its transport errors."""
-    other = {status: n for status, n in result.statuses.items() if status != "201"}
+def _other(result: StageResult, success: str = "201") -> dict[str, int]:
+    """A stage's answers other than ``success``, and its transport errors."""
+    other = {status: n for status, n in result.statuses.items() if status != success}
     if result.transport_errors:
         other["transport errors"] = result.transport_errors
     return other
 
 
-def _stage_line(label: str, result: StageResult) -> str:
+def _stage_line(label: str, result: StageResult, success: str = "201") -> str:
     return (
         f"{label:<7} {result.concurrency:>5} {result.appends_per_s:>9.1f} {result.p50_ms:>8.1f} "
-        f"{result.p99_ms:>8.1f} {result.created:>7}  {_other(result) or '-'}"
+        f"{result.p99_ms:>8.1f} {result.created:>7}  {_other(result, success) or '-'}"
     )
 
 
-STAGE_HEADER = f"{'server':<7} {'conns':>5} {'201s/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'201s':>7}  other"
+STAGE_HEADER = f"{'server':<7} {'conns':>5} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7}  other"
+"""ok: answers with the server's success status (201 for the service and the floors, 200 for MLflow)."""
 
 
 def comparison_table(service: list[StageResult], floor: list[StageResult]) -> list[str]:
@@ -640,6 +662,12 @@ def main() -> int:
         default="rules",
         help="rules: the bundled default; model: a scikit-learn version fitted on a synthetic cohort, "
         "activated, and named by every request (and a third server: the floor calling predict_proba).",
+    )
+    parser.add_argument(
+        "--peer-mlflow",
+        metavar="PYTHON",
+        help="With --classifier model and wrk: also serve the model with MLflow's scoring server, run by "
+        "this Python (which has mlflow; see bench/mlflow_peer.py).",
     )
     parser.add_argument("--pool-size", type=int, default=None, help="IL6_DB_POOL_SIZE (service default).")
     parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL))
@@ -731,11 +759,41 @@ def main() -> int:
                 FLOOR_APP, args.workers, sklearn_environment, scratch, scratch / "floor-sklearn.log"
             ) as base:
                 _, with_model = stages("floor+predict_proba", base, scratch, api_key)
+        peer: list[StageResult] = []
+        if artifact is not None and args.peer_mlflow and wrk is not None:
+            model_dir = scratch / "mlflow-model"
+            mlflow_peer.save_model(args.peer_mlflow, artifact, model_dir)
+            with running_server(
+                ["mlflow"],
+                args.workers,
+                mlflow_peer.environment(args.peer_mlflow),
+                scratch,
+                scratch / "mlflow.log",
+                command_for=mlflow_peer.serve_command(args.peer_mlflow, model_dir, args.workers),
+                ready_path=mlflow_peer.READY_PATH,
+            ) as base:
+                for concurrency in [args.concurrency[0]] * (args.warmup > 0):  # warm-up, not printed
+                    run_wrk(wrk, base, concurrency, args.warmup, scratch, api_key,
+                            path=mlflow_peer.PATH, body=mlflow_peer.BODY, success=200)  # fmt: skip
+                for concurrency in args.concurrency:
+                    result = run_wrk(
+                        wrk, base, concurrency, args.duration, scratch, api_key,
+                        path=mlflow_peer.PATH, body=mlflow_peer.BODY, success=200,
+                    )  # fmt: skip
+                    peer.append(result)
+                    print(_stage_line("mlflow", result, success="200"), flush=True)
 
     print()
     for line in comparison_table(service, floor):
         print(line)
     print("ratio: service/s as a percentage of floor/s (201s per second, same requests, same concurrency)")
+    for theirs, ours in zip(peer, service, strict=False):
+        share = f"{100 * ours.appends_per_s / theirs.appends_per_s:.1f}%" if theirs.appends_per_s else "n/a"
+        print(
+            f"mlflow models serve at {theirs.concurrency}: {theirs.appends_per_s:.1f}/s, "
+            f"p50 {theirs.p50_ms:.1f} ms, p99 {theirs.p99_ms:.1f} ms (no audit); the service's audited "
+            f"decisions/s are {share} of it"
+        )
     for ours, bare in zip(with_model, floor, strict=False):
         share = f"{100 * ours.appends_per_s / bare.appends_per_s:.1f}%" if bare.appends_per_s else "n/a"
         print(

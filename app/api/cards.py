@@ -7,9 +7,6 @@ here, and the page has no script and no external asset, so ``CONTENT_SECURITY_PO
 <style> element, by hash.
 """
 
-import base64
-import hashlib
-import html
 import math
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -18,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.api.html_pages import content_security_policy, text
 from app.api.schemas.cards import ClassifierCard, ManifestSections
 from app.domain.classifiers.registry import RegisteredVersion
 from app.domain.classifiers.rules import CUTOFF
@@ -55,11 +53,7 @@ STYLE = (
     ".axis,.tick{stroke:#333}.cutoff{stroke:#b00020;stroke-width:2}.lod{stroke:#555;stroke-dasharray:5 3}"
     ".bar-0{fill:#4477aa}.bar-1{fill:#ee6677}.bar-2{fill:#228833}.bar-3{fill:#ccbb44}"
 )
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'sha256-"
-    + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-    + "'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY = content_security_policy(STYLE)
 """The page needs its own <style> element and nothing else: no script, image, font, frame or form."""
 
 
@@ -102,8 +96,7 @@ def card_document(entry: RegisteredVersion, *, default: bool) -> Card:
     return card.model_dump(mode="json")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+_e = text
 
 
 def _opt(value: Any) -> str | None:

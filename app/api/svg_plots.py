@@ -5,13 +5,13 @@ Each plot is an ``<svg id=...>`` with a title and a description for screen reade
 a reader, a test or a browser can count what is drawn. Styles (the classes below) come from the page.
 """
 
-import html
 import math
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import pairwise
 
+from app.api.html_pages import text
 from app.domain.classifiers.lifecycle import ActivePeriod
 from app.service.monitoring import Daily, Histogram, Line
 
@@ -19,8 +19,7 @@ W = 720
 LEFT, RIGHT, TOP = 48, 16, 16
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value))
+_e = text
 
 
 def _svg(plot_id: str, title: str, desc: str, height: int, body: Sequence[str]) -> str:

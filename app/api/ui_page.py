@@ -8,13 +8,11 @@ allows only its own <style> element, by hash. Subjects appear by their pseudonym
 IL6 value is listed against a subject.
 """
 
-import base64
-import hashlib
-import html
 from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import quote
 
+from app.api.html_pages import content_security_policy, text
 from app.api.svg_plots import horizontal_bars, log_histogram, share_bar, stacked_days, timeline
 from app.domain.reasons import ReasonCode
 from app.service.monitoring import MAX_SITE_SERIES, OUTCOMES, ChainStatus, Overview
@@ -34,11 +32,7 @@ STYLE = (
     ".site-4{fill:#66ccee}.site-5{fill:#aa3377}.site-6{fill:#332288}.site-7{fill:#bbbbbb}"
     ".il6-0{fill:#4477aa}.il6-1{fill:#66ccee}.reason{fill:#ccbb44}.period{fill:#4477aa}"
 )
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'sha256-"
-    + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-    + "'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY = content_security_policy(STYLE)
 """The page needs its own <style> element and nothing else: no script, image, font, frame or form."""
 
 REASONS: dict[str, str] = {
@@ -49,8 +43,7 @@ REASONS: dict[str, str] = {
 """What each reason for an indeterminate result means, in a few words."""
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value))
+_e = text
 
 
 def _time(moment: datetime | None) -> str:

@@ -50,10 +50,10 @@ def train(
         TrainingDataError,
         TrainingRefused,
         fit_version,
-        format_report,
         read_training_csv,
         write_version,
     )
+    from app.ml.training_report import format_report
     from app.settings import get_settings
 
     try:

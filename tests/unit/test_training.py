@@ -27,12 +27,12 @@ from app.ml.training import (
     TrainingDataError,
     TrainingRefused,
     fit_version,
-    format_report,
     read_training_csv,
     registry_entry,
     write_version,
 )
 from app.ml.training_data import CENSORING_RULE
+from app.ml.training_report import format_report
 from tests.ml_factories import HEADER, cohort_rows, synthetic_cohort, to_csv
 
 BASE = load_registry().resolve(None).definition

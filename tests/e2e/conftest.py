@@ -327,24 +327,33 @@ class Server:
 
 @contextmanager
 def running_server(
-    backend: Backend, workdir: Path, logs: Path, api_key: str | None = None
+    backend: Backend,
+    workdir: Path,
+    logs: Path,
+    api_key: str | None = None,
+    *,
+    command_for: Callable[[int], list[str]] | None = None,
 ) -> Iterator[Server]:
-    """``uvicorn app.main:create_app --factory`` as the compose ``api`` service runs it; always stopped.
-    ``api_key``: the credential the server's ``client()`` sends."""
+    """``uvicorn app.main:create_app --factory`` as the compose ``api`` service runs it (or
+    ``command_for(port)``); always stopped. ``api_key``: the credential the server's ``client()`` sends."""
     port = free_port()
     stdout_path = logs / "server.stdout.log"
     stderr_path = logs / "server.stderr.log"
-    command = [
-        str(UVICORN),
-        "app.main:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--no-server-header",
-    ]
+    command = (
+        command_for(port)
+        if command_for is not None
+        else [
+            str(UVICORN),
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--no-server-header",
+        ]
+    )
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             command,

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,22 +30,20 @@ import psycopg
 import pytest
 
 from app.store.repositories import CHAIN_LOCK
-from tests import log_canary
 from tests.e2e.conftest import (
     CLEAN_EXIT_CODES,
     IL6,
-    KILL_TIMEOUT_S,
     MIGRATE_TIMEOUT_S,
     UNTHROTTLED,
     UVICORN,
     Backend,
     Server,
     create_key,
-    free_port,
     fresh_postgresql_database,
     migrate,
     owner_url,
     production_backend,
+    running_server,
     stored_chain,
 )
 from tests.factories import assessment_body, subject_id
@@ -82,30 +80,6 @@ def image_command(port: int) -> list[str]:
     command[command.index("--host") + 1] = "127.0.0.1"
     command[command.index("--port") + 1] = str(port)
     return command
-
-
-@contextmanager
-def image_server(backend: Backend, workdir: Path, logs: Path, api_key: str) -> Iterator[Server]:
-    """The server as the image starts it; killed if a failed test left it running."""
-    port = free_port()
-    stdout_path, stderr_path = logs / "server.stdout.log", logs / "server.stderr.log"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            image_command(port),
-            env=backend.process_environment(),
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        yield Server(process, base_url, stdout_path, stderr_path, api_key)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=KILL_TIMEOUT_S)
-        log_canary.register_server_output(stdout_path, stderr_path, base_url)
 
 
 @dataclass(frozen=True)
@@ -238,7 +212,7 @@ async def _drive(server: Server, database_url: str) -> Run:
 def test_sigterm_under_load_drains_records_and_exits(backend: Backend, workdir: Path, tmp_path: Path) -> None:
     migrate(backend, workdir)
     api_key = create_key(backend, workdir, scopes="assess,read", sites="*")
-    with image_server(backend, workdir, tmp_path, api_key) as server:
+    with running_server(backend, workdir, tmp_path, api_key, command_for=image_command) as server:
         server.wait_ready()
         run = asyncio.run(_drive(server, backend.database_url))
     rows = stored_chain(backend.database_url)

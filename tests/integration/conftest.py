@@ -49,6 +49,17 @@ def fresh_sqlite(directory: Path) -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own, for a test that changes what every other test would see (which
+    classifier versions are active, say)."""
+    if request.param == "sqlite":
+        yield fresh_sqlite(tmp_path)
+        return
+    with fresh_postgresql() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     with fresh_postgresql() as url:

@@ -10,11 +10,10 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,17 +34,8 @@ from app.store.database import create_engine_for, create_session_factory, databa
 from app.store.models import ClassifierEvent, ClassifierVersion, ShadowDecision
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 from tests.factories import assessment_body
-from tests.integration.conftest import app_client, caller_of, fresh_postgresql, fresh_sqlite, key_headers
+from tests.integration.conftest import app_client, caller_of, key_headers
 from tests.unit.factories import bundled_manifest, parameter
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield fresh_sqlite(tmp_path)
-        return
-    with fresh_postgresql() as url:
-        yield url
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:

@@ -7,32 +7,21 @@ The cohort is SYNTHETIC (tests/ml_factories.py): the model fitted on it is never
 
 import json
 import shutil
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from app.ml.artifact import loads
 from tests.factories import assessment_body
-from tests.integration.conftest import app_client, fresh_postgresql, fresh_sqlite
+from tests.integration.conftest import app_client
 from tests.integration.test_classifier_lifecycle import settings_for
 from tests.integration.test_keys_cli import CLI_CALLER, Cli
 from tests.ml_factories import synthetic_cohort
 
 NAME = "il6-model"
 REF = f"{NAME}@1.0.0"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield fresh_sqlite(tmp_path)
-        return
-    with fresh_postgresql() as url:
-        yield url
 
 
 async def test_train_register_activate_decide_replay(own_database: str, tmp_path: Path) -> None:

@@ -210,14 +210,20 @@ def impact(
         typer.echo(line)
 
 
-def shadow_report(ref: Ref) -> None:
-    """Compare a shadow version's outputs with what was answered on the same live requests."""
+def shadow_report(
+    ref: Ref,
+    against: Annotated[
+        str | None,
+        typer.Option(help="The answering version (x.y.z) to compare with; default the active one."),
+    ] = None,
+) -> None:
+    """Compare a shadow version's outputs with what one version answered on the same live requests."""
     name, version = _split(ref)
 
     async def work(_: "ClassifierCatalog", reports: "ClassifierReports") -> list[str]:
-        report = await reports.shadow(name, version)
+        report = await reports.shadow(name, version, against)
         return [
-            f"shadow {report.candidate.definition.ref}  {report.candidate.digest}",
+            f"shadow {report.candidate.definition.ref}  {report.candidate.digest}  against {report.against}",
             *_table("eligibility", report.eligibility),
             *_table("risk group", report.risk_group),
             f"not decidable: {report.undecidable}",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.domain.classifiers.registry import RegisteredVersion
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, InvalidInput
 from app.service.assessments import AssessmentService
 from app.service.classifiers import ClassifierCatalog, UnknownVersion
 from app.service.documents import submission_from_input
@@ -79,6 +79,8 @@ class ImpactReport:
 @dataclass(frozen=True)
 class ShadowReport:
     candidate: RegisteredVersion
+    against: str
+    """The version whose answers the shadow's outputs are compared with (its classifier's)."""
     eligibility: Agreement
     risk_group: Agreement
     undecidable: int
@@ -125,17 +127,23 @@ class ClassifierReports:
                 await asyncio.sleep(0)  # a long replay lets the process's requests in between batches
         return report
 
-    async def shadow(self, name: str, version: str) -> ShadowReport:
-        """How the candidate's shadow outputs compare with what was answered on the same live requests."""
+    async def shadow(self, name: str, version: str, against: str | None = None) -> ShadowReport:
+        """How the candidate's shadow outputs compare with what version ``against`` (the active one when
+        not given) answered on the same live requests: one table per answering version, never a mix."""
         candidate = self._candidate(name, version)
+        if against is None:
+            try:
+                against = self._catalog.current.resolve(name).definition.version
+            except InvalidInput:
+                raise UnknownVersion(f"{name} has no active version: say which to compare with") from None
         eligibility, risk_group, undecidable = Agreement(), Agreement(), 0
         async with self._unit_of_work() as uow:
-            for outcome in await uow.shadows.outcomes(name, version):
+            for outcome in await uow.shadows.outcomes(name, version, against):
                 eligibility.add(outcome.answered_eligibility, outcome.shadow_eligibility, outcome.count)
                 risk_group.add(outcome.answered_risk_group, outcome.shadow_risk_group, outcome.count)
                 if outcome.shadow_eligibility is None:
                     undecidable += outcome.count
-        return ShadowReport(candidate, eligibility, risk_group, undecidable)
+        return ShadowReport(candidate, f"{name}@{against}", eligibility, risk_group, undecidable)
 
 
 def _replay_one(

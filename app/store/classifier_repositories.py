@@ -117,8 +117,9 @@ class ShadowRepository:
             return False
         return True
 
-    async def outcomes(self, name: str, version: str) -> Sequence[ShadowOutcome]:
-        """How many live decisions the version shadowed, by what was answered and what it decided."""
+    async def outcomes(self, name: str, version: str, answered_by: str) -> Sequence[ShadowOutcome]:
+        """How many live decisions of version ``answered_by`` the version shadowed, by what was answered
+        and what it decided."""
         statement = (
             select(
                 Assessment.eligibility_status,
@@ -128,7 +129,11 @@ class ShadowRepository:
                 func.count(),
             )
             .join(Assessment, Assessment.id == ShadowDecision.assessment_id)
-            .where(ShadowDecision.classifier_name == name, ShadowDecision.classifier_version == version)
+            .where(
+                ShadowDecision.classifier_name == name,
+                ShadowDecision.classifier_version == version,
+                Assessment.classifier_version == answered_by,
+            )
             .group_by(
                 Assessment.eligibility_status,
                 Assessment.risk_group,

@@ -249,10 +249,14 @@ async def test_a_shadow_decides_beside_the_active_version_stored_and_never_answe
     assert [a.json()["risk"]["group"] for a in answers] == ["low", "low", "high"]
     report = await client.get(f"/v1/classifiers/{name}/2.0.0/shadow-report")
     assert report.status_code == 200, report.text
+    assert report.json()["against"] == f"{name}@1.0.0"
     risk = report.json()["risk_group"]
     assert (risk["total"], risk["changed"]) == (4, 1)  # 10 pg/mL: low under 17.85, high under 5
     assert {"recorded": "low", "candidate": "high", "count": 1} in risk["table"]
     assert report.json()["eligibility"]["changed"] == 0
+    # Compared with another answering version, the same shadow outputs make a table of their own.
+    other = await client.get(f"/v1/classifiers/{name}/2.0.0/shadow-report", params={"against": "9.9.9"})
+    assert other.json()["risk_group"]["total"] == 0
     engine = create_engine(database_urls(own_database)[1])
     try:
         with engine.connect() as connection:

@@ -110,12 +110,25 @@ async def classifier_history(
     response_model=ShadowReportOut,
     responses=responses(NOT_FOUND, VALIDATION, STORE_UNAVAILABLE),
 )
-async def shadow_report(name: Name, version: Version, reports: Reports, _: Administrator) -> ShadowReportOut:
-    """How a shadow version's outputs compare with what was answered on the same live requests."""
-    report = await reports.shadow(name, version)
+async def shadow_report(
+    name: Name,
+    version: Version,
+    reports: Reports,
+    _: Administrator,
+    against: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
+            description="The answering version to compare with; the active one when not given.",
+        ),
+    ] = None,
+) -> ShadowReportOut:
+    """How a shadow version's outputs compare with what one version answered on the same live requests."""
+    report = await reports.shadow(name, version, against)
     return ShadowReportOut(
         candidate=report.candidate.definition.ref,
         digest=report.candidate.digest,
+        against=report.against,
         eligibility=_agreement(report.eligibility),
         risk_group=_agreement(report.risk_group),
         undecidable=report.undecidable,

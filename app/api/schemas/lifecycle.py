@@ -81,6 +81,7 @@ class AgreementOut(BaseModel):
 class ShadowReportOut(BaseModel):
     candidate: str
     digest: str
+    against: str = Field(description="The version whose answers the shadow's outputs are compared with.")
     eligibility: AgreementOut
     risk_group: AgreementOut
     undecidable: int = Field(description="Live requests the candidate could not decide.")

@@ -1,12 +1,16 @@
 """Shared test settings: where the real PostgreSQL server is, a private home for the signing key, and the
 log canary over the whole session."""
 
+import io
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from app.logs import build_handler
 from tests import log_canary
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -58,3 +62,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"  {line}", red=True)
     for problem in problems:
         terminalreporter.write_line(f"  log records could bypass the canary: {problem}", red=True)
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """What the application's loggers write during the test, as the service's JSON handler on the root
+    logger writes it."""
+    stream = io.StringIO()
+    handler = build_handler("json", stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield stream
+    root.removeHandler(handler)

@@ -180,11 +180,14 @@ def workdir(tmp_path: Path) -> Path:
     return path
 
 
-def migrate(backend: Backend, workdir: Path) -> None:
-    """``il6 db upgrade``, as the compose ``migrate`` service runs it."""
-    result = subprocess.run(
-        [str(IL6), "db", "upgrade"],
-        env=backend.process_environment(as_service=False),
+def run_il6(
+    backend: Backend, workdir: Path, *args: str, as_service: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The installed ``il6`` command on ``backend`` (as the service's login, or the owner's), from
+    ``workdir``; its exit status and output, for the caller to judge."""
+    return subprocess.run(
+        [str(IL6), *args],
+        env=backend.process_environment(as_service=as_service),
         cwd=workdir,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -192,6 +195,11 @@ def migrate(backend: Backend, workdir: Path) -> None:
         timeout=MIGRATE_TIMEOUT_S,
         check=False,
     )
+
+
+def migrate(backend: Backend, workdir: Path) -> None:
+    """``il6 db upgrade``, as the compose ``migrate`` service runs it."""
+    result = run_il6(backend, workdir, "db", "upgrade", as_service=False)
     assert result.returncode == 0, (
         f"il6 db upgrade exited with {result.returncode}\n"
         f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
@@ -207,26 +215,8 @@ def create_key(
     sites: str = "*",
 ) -> str:
     """``il6 keys create`` as an operator runs it beside the service (as its login); the printed secret."""
-    result = subprocess.run(
-        [
-            str(IL6),
-            "keys",
-            "create",
-            "--name",
-            name or f"e2e-{secrets.token_hex(6)}",
-            "--scopes",
-            scopes,
-            "--sites",
-            sites,
-        ],
-        env=backend.process_environment(),
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=MIGRATE_TIMEOUT_S,
-        check=False,
-    )
+    name = name or f"e2e-{secrets.token_hex(6)}"
+    result = run_il6(backend, workdir, "keys", "create", "--name", name, "--scopes", scopes, "--sites", sites)
     assert result.returncode == 0, f"il6 keys create exited with {result.returncode}\n{result.stderr}"
     secret = result.stdout.strip()
     assert secret.startswith("il6_"), "il6 keys create printed no key on standard output"

@@ -32,8 +32,6 @@ import pytest
 from app.store.repositories import CHAIN_LOCK
 from tests.e2e.conftest import (
     CLEAN_EXIT_CODES,
-    IL6,
-    MIGRATE_TIMEOUT_S,
     UNTHROTTLED,
     UVICORN,
     Backend,
@@ -43,6 +41,7 @@ from tests.e2e.conftest import (
     migrate,
     owner_url,
     production_backend,
+    run_il6,
     running_server,
     stored_chain,
 )
@@ -216,16 +215,7 @@ def test_sigterm_under_load_drains_records_and_exits(backend: Backend, workdir: 
         server.wait_ready()
         run = asyncio.run(_drive(server, backend.database_url))
     rows = stored_chain(backend.database_url)
-    verify = subprocess.run(
-        [str(IL6), "audit", "verify"],
-        env=backend.process_environment(),
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=MIGRATE_TIMEOUT_S,
-        check=False,
-    )
+    verify = run_il6(backend, workdir, "audit", "verify")
 
     output = server.output()
     created = [outcome for outcome in run.outcomes if outcome.status == 201]

@@ -4,16 +4,12 @@ naming its request."""
 
 import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.logs import build_handler
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import UNKNOWN_KEY, bearer, caller_of
 
@@ -130,17 +126,6 @@ async def test_a_request_refused_before_routing_is_counted_as_unmatched(client: 
     # Credentials are checked before any route is chosen (nothing is read for an unknown caller).
     assert value(samples, "il6_http_responses_total", method="GET", route="<unmatched>", status="401") == 1
     assert value(samples, "il6_auth_failures_total", stage="authentication", reason="unknown-key") == 1
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """The service's log lines during the test, as its JSON handler writes them."""
-    stream = io.StringIO()
-    handler = build_handler("json", stream)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
 
 
 async def test_json_log_lines_parse_and_name_their_request(

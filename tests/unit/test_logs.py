@@ -6,13 +6,11 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from app.api.metrics import Metrics
@@ -141,17 +139,6 @@ async def test_a_task_started_in_a_request_stops_naming_it_when_the_request_ends
     assert seen == ["req-3", None]
 
 
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """What the application's loggers write during the test, as a JSON handler on the root writes it."""
-    stream = io.StringIO()
-    handler = build_handler("json", stream)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
-
-
 def small_app(metrics: Metrics) -> FastAPI:
     app = FastAPI()
     inner = logging.getLogger("app.test.inner")
@@ -166,7 +153,7 @@ def small_app(metrics: Metrics) -> FastAPI:
 
 
 async def test_every_line_of_a_request_names_it_and_the_request_line_has_its_fields(
-    json_lines: io.StringIO,
+    json_log: io.StringIO,
 ) -> None:
     metrics = Metrics()
     subject = subject_id("LOG")
@@ -176,7 +163,7 @@ async def test_every_line_of_a_request_names_it_and_the_request_line_has_its_fie
         response = await client.get(f"/v1/subjects/{subject}", headers={"x-request-id": "req-42"})
 
     assert response.headers["x-request-id"] == "req-42"
-    lines = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     ours = [line for line in lines if line["logger"].startswith("app.")]
     assert [line["message"] for line in ours] == ["looked a subject up", ours[-1]["message"]]
     assert all(line["request_id"] == "req-42" for line in ours)

@@ -97,6 +97,7 @@ from app.service.assessments import AssessmentService, Caller, RawRequest
 from app.service.audit import AuditService
 from app.service.chain_writer import ChainWriter
 from app.service.checkpoints import CheckpointSigner, load_signing_key
+from app.service.classifiers import ClassifierCatalog
 from app.settings import Settings
 from app.store.database import create_engine_for, create_session_factory
 from app.store.models import Assessment
@@ -181,9 +182,10 @@ class Filler:
     """Makes each record as the service does for ``POST /v1/assessments`` and appends them in batches."""
 
     def __init__(self, unit_of_work: UnitOfWorkFactory, batch: int) -> None:
-        registry = load_registry()
+        self._registry = load_registry()
         # Only _new_assessment is used (reading the submission and deciding); the writer never runs.
-        self._service = AssessmentService(registry, unit_of_work, ChainWriter(unit_of_work))
+        catalog = ClassifierCatalog(self._registry, unit_of_work, {})
+        self._service = AssessmentService(catalog, unit_of_work, ChainWriter(unit_of_work))
         self._unit_of_work = unit_of_work
         self._batch = batch
         self._tag = f"v{secrets.token_hex(4)}"
@@ -196,8 +198,9 @@ class Filler:
         body = (BODY_TEMPLATE % key).encode()
         submission = plain_submission(parse_exact_json(body))
         caller = Caller(CLIENT_ID, uuid.uuid4().hex, SiteAccess(None))
+        version = self._registry.resolve(submission.classifier)
         return self._service._new_assessment(
-            uuid.uuid4(), submission, RawRequest(body, JSON_MEDIA_TYPE), caller, key
+            uuid.uuid4(), version, submission, RawRequest(body, JSON_MEDIA_TYPE), caller, key
         )
 
     async def fill_to(self, total: int) -> None:

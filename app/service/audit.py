@@ -135,13 +135,36 @@ class AuditService:
                 missing = BrokenLink(from_seq - 1, Break.SEQUENCE_GAP, str(from_seq - 1), "absent")
                 return Verification(0, None, None, None, missing, len(links))
             verifier = ChainVerifier(after, links)
-            async for batch in uow.assessments.chain(
-                from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size
-            ):
-                rows = cast(Sequence[Mapping[str, Any]], batch)
-                if not all(verifier.feed(to_record(row), row["hash"], row["request_body"]) for row in rows):
+            checked_to = from_seq - 1
+            while to_seq is None or checked_to < to_seq:
+                read = await self._check_batch(uow, verifier, checked_to, to_seq)
+                if read is None:
                     break
+                checked_to = read
         return verifier.finish()
+
+    async def _check_batch(
+        self, uow: UnitOfWork, verifier: ChainVerifier, after: int, to_seq: int | None
+    ) -> int | None:
+        """Check the next batch of records after seq ``after``: the seq of its last record, or None once
+        the range is done or the chain broken. Records whose canonical bytes are kept are checked over
+        those; a batch with any that are not (older records, an altered record, SQLite) from its columns.
+        """
+        size = self._batch_size
+        sealed = await uow.assessments.sealed_links(after=after, to_seq=to_seq, limit=size)
+        if sealed is not None and all(link[4] is not None for link in sealed):
+            if not sealed or not verifier.feed_sealed(sealed):
+                return None
+            return sealed[-1][0] if len(sealed) == size else None
+        batches = uow.assessments.chain(from_seq=after + 1, to_seq=to_seq, batch_size=size)
+        batch = cast(Sequence[Mapping[str, Any]] | None, await anext(batches, None))
+        await batches.aclose()
+        if not batch:
+            return None
+        for row in batch:
+            if not verifier.feed(to_record(row), row["hash"], row["request_body"], row["canonical_record"]):
+                return None
+        return int(batch[-1]["seq"]) if len(batch) == size else None
 
     async def export(self, bounds: ExportRange) -> AsyncIterator[dict[str, Any]]:
         """Records in sequence order, up to the head as it is now (read here, so that an unreachable

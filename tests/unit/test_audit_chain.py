@@ -21,6 +21,8 @@ from app.domain.audit import (
     ChainHead,
     ChainVerifier,
     Checkpoint,
+    SealedLink,
+    canonical_bytes,
     canonical_time,
     next_link,
     record_hash,
@@ -455,3 +457,111 @@ def test_an_export_line_that_repeats_a_field_is_refused() -> None:
     line = json.dumps(record)[:-1] + ', "risk_group": "high"}'  # the same key again: which one counts?
     with pytest.raises(UnreadableExport, match="repeats a key"):
         verify_records(read_export(io.StringIO(line + "\n")))
+
+
+# --- records kept with their canonical bytes ---------------------------------------------------------------
+
+
+Stored = tuple[dict[str, Any], str, str, bytes]
+"""(record as its columns say, stored hash, request body, stored canonical bytes)."""
+
+
+def stored_chain(length: int) -> list[Stored]:
+    return [(record, digest, body, canonical_bytes(record)) for record, digest, body in chain(length)]
+
+
+def sealed(link: Stored) -> SealedLink:
+    """What the store hands the check: the columns compared with the bytes, the request body hashed."""
+    record, digest, body, canonical = link
+    return (
+        record["seq"],
+        record["prev_hash"],
+        digest,
+        record["recorded_at"],
+        canonical,
+        canonical_bytes(record) == canonical,
+        record["request_sha256"],
+        hashlib.sha256(body.encode()).hexdigest(),
+    )
+
+
+def both_ways(links: list[Stored], checkpoints: list[Checkpoint] | None = None) -> Any:
+    """Verify from the columns and from the bytes; the two must agree, to the last field."""
+    by_columns = ChainVerifier(checkpoints=checkpoints or [])
+    for record, digest, body, canonical in links:
+        if not by_columns.feed(record, digest, body, canonical):
+            break
+    by_bytes = ChainVerifier(checkpoints=checkpoints or [])
+    middle = len(links) // 2  # fed in two calls, as batches are
+    if by_bytes.feed_sealed([sealed(link) for link in links[:middle]]):
+        by_bytes.feed_sealed([sealed(link) for link in links[middle:]])
+    outcome = by_columns.finish()
+    assert by_bytes.finish() == outcome
+    return outcome
+
+
+def with_record(link: Stored, **changes: Any) -> Stored:
+    record, digest, body, canonical = link
+    return {**record, **changes}, digest, body, canonical
+
+
+def test_records_with_their_bytes_verify_as_from_their_columns() -> None:
+    links = stored_chain(6)
+    outcome = both_ways(links)
+    assert outcome.intact
+    assert (outcome.checked, outcome.first_seq, outcome.last_seq) == (6, 1, 6)
+    assert outcome.last_hash == links[-1][1]
+
+
+def test_a_column_edited_under_kept_bytes_is_pinpointed() -> None:
+    links = stored_chain(5)
+    links[2] = with_record(links[2], eligibility_status="ineligible")
+    outcome = both_ways(links)
+    assert (outcome.broken.seq, outcome.broken.reason) == (3, Break.COLUMNS)
+    assert outcome.checked == 2
+
+
+def test_edited_bytes_are_pinpointed() -> None:
+    links = stored_chain(5)
+    record, digest, body, canonical = links[3]
+    links[3] = (record, digest, body, canonical.replace(b"eligible", b"ineligible"))
+    outcome = both_ways(links)
+    assert (outcome.broken.seq, outcome.broken.reason) == (4, Break.HASH)
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "reason"),
+    [
+        (lambda links: links.pop(2), 4, Break.SEQUENCE_GAP),
+        (
+            lambda links: links.__setitem__(1, with_record(links[1], prev_hash="c" * 64)),
+            2,
+            Break.PREVIOUS_HASH,
+        ),
+        (lambda links: links.__setitem__(3, (*links[3][:2], "altered", links[3][3])), 4, Break.REQUEST_BODY),
+    ],
+)
+def test_links_and_bodies_break_alike_both_ways(change: Any, where: int, reason: Break) -> None:
+    links = stored_chain(5)
+    change(links)
+    outcome = both_ways(links)
+    assert (outcome.broken.seq, outcome.broken.reason) == (where, reason)
+
+
+def test_a_record_timed_before_its_predecessor_breaks_alike_both_ways() -> None:
+    links = stored_chain(3)
+    record = dict(links[2][0], recorded_at=canonical_time(START - timedelta(hours=1)))
+    canonical = canonical_bytes(record)
+    links[2] = (record, hashlib.sha256(canonical).hexdigest(), links[2][2], canonical)
+    outcome = both_ways(links)
+    assert (outcome.broken.seq, outcome.broken.reason) == (3, Break.TIME_REVERSED)
+
+
+def test_checkpoints_are_compared_alike_both_ways() -> None:
+    links = stored_chain(4)
+    kept = [Checkpoint(2, links[1][1]), Checkpoint(3, "e" * 64), Checkpoint(9, "f" * 64)]
+    outcome = both_ways(links, kept)
+    assert (outcome.broken.seq, outcome.broken.reason) == (3, Break.CHECKPOINT_HASH)
+    assert both_ways(links, kept[:1]).intact
+    beyond = both_ways(links, [kept[0], kept[2]])
+    assert (beyond.broken.seq, beyond.broken.reason) == (9, Break.CHECKPOINT_MISSING)

@@ -40,9 +40,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# A benchmark, not a test: needs PostgreSQL (TEST_POSTGRES_ADMIN_URL) and uses wrk when installed.
+# A benchmark, not a test: needs PostgreSQL (TEST_POSTGRES_ADMIN_URL); installs wrk from Debian's packages.
 bench: $(STAMP)
-	$(BIN)/python bench/audit_appends.py
+	bash bench/ensure-wrk
+	$(BIN)/python bench/audit_appends.py --loadgen wrk
 
 openapi: $(STAMP)
 	$(BIN)/il6 openapi --output openapi/openapi.json

@@ -10,7 +10,7 @@ record n - 1; record 1 holds ``GENESIS_HASH``. Sequence numbers start at 1 and h
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -310,3 +310,22 @@ class ChainVerifier:
             broken=self.broken,
             checkpoints=sum(len(kept) for kept in self._checkpoints.values()),
         )
+
+
+def joined(parts: Sequence[Verification]) -> Verification:
+    """One verification of consecutive ranges checked apart, in chain order.
+
+    Each range's first record was checked against the stored hash of the record before it, which the range
+    before checked as its last: together they check what one pass checks. The first break, in chain order,
+    is the chain's; the records checked are those before it. Every range's checkpoints count.
+    """
+    checked, first, last_seq, last_hash, broken = 0, None, None, None, None
+    for part in parts:
+        if broken is not None:
+            break
+        checked += part.checked
+        first = part.first_seq if first is None else first
+        if part.checked:
+            last_seq, last_hash = part.last_seq, part.last_hash
+        broken = part.broken
+    return Verification(checked, first, last_seq, last_hash, broken, sum(part.checkpoints for part in parts))

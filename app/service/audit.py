@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from app.domain.audit import Break, BrokenLink, ChainHead, ChainVerifier, Verification, to_record
+from app.domain.audit import (
+    Break,
+    BrokenLink,
+    ChainHead,
+    ChainVerifier,
+    Checkpoint,
+    Verification,
+    joined,
+    to_record,
+)
 from app.service.checkpoints import CheckpointSigner, SignedCheckpoint
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 
@@ -50,6 +59,10 @@ class ChainBroken(Exception):
     """The chain no longer extends the last checkpoint this service signed, so it signs nothing more."""
 
 
+MIN_RANGE = 20_000
+"""The fewest records a range checked beside others holds: below that, one pass is as quick."""
+
+
 class AuditService:
     def __init__(
         self,
@@ -57,11 +70,17 @@ class AuditService:
         signer: CheckpointSigner,
         batch_size: int = 2000,
         anchor: SignedCheckpoint | None = None,
+        parallel: int = 2,
+        min_range: int = MIN_RANGE,
     ) -> None:
-        """``anchor`` is the last checkpoint signed before this start (the checkpoint log's last line)."""
+        """``anchor`` is the last checkpoint signed before this start (the checkpoint log's last line).
+        A long verification checks up to ``parallel`` ranges at once, each on a connection of its own: the
+        database compares one range's records while this process hashes another's."""
         self._unit_of_work = unit_of_work
         self.signer = signer
         self._batch_size = batch_size
+        self._parallel = parallel
+        self._min_range = min_range
         self._anchor = anchor
         self.last_verification: VerificationRun | None = None
         """The last verification this process ran (None until one has): the monitoring page shows it."""
@@ -128,19 +147,67 @@ class AuditService:
         ]
         async with self._unit_of_work() as uow:
             after = await uow.assessments.link_before(from_seq)
-            if after is None:
-                _, head = await uow.assessments.head()
-                if head.seq < from_seq:  # a range past the end holds nothing to check
-                    return ChainVerifier(head, links).finish()
-                missing = BrokenLink(from_seq - 1, Break.SEQUENCE_GAP, str(from_seq - 1), "absent")
-                return Verification(0, None, None, None, missing, len(links))
-            verifier = ChainVerifier(after, links)
-            checked_to = from_seq - 1
-            while to_seq is None or checked_to < to_seq:
-                read = await self._check_batch(uow, verifier, checked_to, to_seq)
-                if read is None:
-                    break
-                checked_to = read
+            _, head = await uow.assessments.head()
+        if after is None:
+            if head.seq < from_seq:  # a range past the end holds nothing to check
+                return ChainVerifier(head, links).finish()
+            missing = BrokenLink(from_seq - 1, Break.SEQUENCE_GAP, str(from_seq - 1), "absent")
+            return Verification(0, None, None, None, missing, len(links))
+        ranges = self._ranges(from_seq, head.seq if to_seq is None else min(to_seq, head.seq))
+        if len(ranges) > 1:
+            # The last range runs on to ``to_seq`` (or the end): records appended meanwhile are checked too.
+            ranges[-1] = (ranges[-1][0], to_seq)
+            parts = await asyncio.gather(
+                *(
+                    self._verify_range(start, end, links, None if start > from_seq else after)
+                    for start, end in ranges
+                )
+            )
+            checked = [part for part in parts if part is not None]
+            if len(checked) == len(parts):
+                return joined(checked)
+            # A range's first record has no record before it: a gap, which one pass pinpoints.
+        async with self._unit_of_work() as uow:
+            return await self._verify_from(uow, after, from_seq, to_seq, links)
+
+    def _ranges(self, from_seq: int, to_seq: int) -> list[tuple[int, int | None]]:
+        """Consecutive ranges of at least ``min_range`` records, at most ``parallel`` of them."""
+        records = to_seq - from_seq + 1
+        count = max(1, min(self._parallel, records // self._min_range))
+        if count == 1:
+            return [(from_seq, to_seq)]
+        size = -(-records // count)
+        return [(start, min(start + size - 1, to_seq)) for start in range(from_seq, to_seq + 1, size)]
+
+    async def _verify_range(
+        self, from_seq: int, to_seq: int | None, checkpoints: Sequence[Checkpoint], after: ChainHead | None
+    ) -> Verification | None:
+        """Check one range in a transaction of its own, after the given link, or else after the stored
+        record before the range: None when there is none."""
+        async with self._unit_of_work() as uow:
+            anchor = after or await uow.assessments.link_before(from_seq)
+            if anchor is None:
+                return None
+            return await self._verify_from(uow, anchor, from_seq, to_seq, checkpoints)
+
+    async def _verify_from(
+        self,
+        uow: UnitOfWork,
+        after: ChainHead,
+        from_seq: int,
+        to_seq: int | None,
+        checkpoints: Sequence[Checkpoint],
+    ) -> Verification:
+        kept = [
+            link for link in checkpoints if link.seq >= from_seq and (to_seq is None or link.seq <= to_seq)
+        ]
+        verifier = ChainVerifier(after, kept)
+        checked_to = from_seq - 1
+        while to_seq is None or checked_to < to_seq:
+            read = await self._check_batch(uow, verifier, checked_to, to_seq)
+            if read is None:
+                break
+            checked_to = read
         return verifier.finish()
 
     async def _check_batch(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,6 +48,8 @@ from app.domain.audit import (
     seal,
     to_record,
 )
+from app.service.audit import AuditService
+from app.service.checkpoints import CheckpointSigner, load_signing_key
 from app.settings import Environment, Settings
 from app.store.database import create_engine_for, create_session_factory
 from app.store.models import Assessment
@@ -526,6 +529,39 @@ async def test_the_store_reads_records_with_their_bytes_on_postgresql_only(
         )
         for row in stored
     ]
+
+
+@pytest.mark.parametrize("tamper", [None, "edit the fourth", "delete the second"])
+async def test_ranges_verified_at_once_say_what_one_pass_says(
+    client: httpx.AsyncClient, db: Engine, database_url: str, tmp_path: Path, tamper: str | None
+) -> None:
+    """Three ranges of two records checked at once, each on its own connection, joined: the same outcome
+    as one pass; where a range has no record before it (deleted), one pass pinpoints the gap."""
+    first = (await decide_three(client))[0].seq
+    await decide_three(client)
+    engine = create_engine_for(Settings(database_url=SecretStr(database_url)))
+    signer = CheckpointSigner(load_signing_key(tmp_path / "key.pem", create=True))
+    unit_of_work = partial(UnitOfWork, create_session_factory(engine))
+    at_once = AuditService(unit_of_work, signer, parallel=3, min_range=2)
+    one_pass = AuditService(unit_of_work, signer, parallel=1)
+    try:
+        with tampering(db, first):
+            with behind_the_service(db) as connection:
+                if tamper == "edit the fourth":
+                    set_values(connection, first + 3, risk_group=None)
+                elif tamper == "delete the second":
+                    connection.execute(delete(ASSESSMENT).where(ASSESSMENT.c.seq == first + 1))
+            outcome = await at_once.verify(from_seq=first)
+            expected = await one_pass.verify(from_seq=first)
+    finally:
+        await engine.dispose()
+
+    assert outcome == expected
+    if tamper is None:
+        assert (outcome.intact, outcome.checked, outcome.last_seq) == (True, 6, first + 5)
+    else:
+        assert outcome.broken is not None
+        assert outcome.broken.seq == (first + 3 if tamper == "edit the fourth" else first + 2)
 
 
 async def test_only_checkpoints_in_the_range_are_counted(client: httpx.AsyncClient) -> None:

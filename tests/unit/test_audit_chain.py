@@ -24,6 +24,7 @@ from app.domain.audit import (
     SealedLink,
     canonical_bytes,
     canonical_time,
+    joined,
     next_link,
     record_hash,
     to_record,
@@ -565,3 +566,49 @@ def test_checkpoints_are_compared_alike_both_ways() -> None:
     assert both_ways(links, kept[:1]).intact
     beyond = both_ways(links, [kept[0], kept[2]])
     assert (beyond.broken.seq, beyond.broken.reason) == (9, Break.CHECKPOINT_MISSING)
+
+
+# --- ranges checked apart -----------------------------------------------------------------------------------
+
+
+def in_ranges(links: list[Stored], bounds: list[int], checkpoints: list[Checkpoint]) -> Any:
+    """Verify consecutive ranges apart (each after the stored record before it) and join them, as
+    AuditService does with ranges checked at once; ``bounds`` are the seqs the ranges after the first
+    start at. The last range takes every checkpoint beyond the others."""
+    starts = [1, *bounds]
+    parts = []
+    for index, start in enumerate(starts):
+        end = starts[index + 1] - 1 if index + 1 < len(starts) else None
+        part = [link for link in links if link[0]["seq"] >= start and (end is None or link[0]["seq"] <= end)]
+        before = [link for link in links if link[0]["seq"] == start - 1]
+        after = (
+            ChainHead(start - 1, before[0][1], datetime.fromisoformat(before[0][0]["recorded_at"]))
+            if before
+            else ChainHead.empty()
+        )
+        kept = [c for c in checkpoints if c.seq >= start and (end is None or c.seq <= end)]
+        verifier = ChainVerifier(after, kept)
+        verifier.feed_sealed([sealed(link) for link in part])
+        parts.append(verifier.finish())
+    return joined(parts)
+
+
+@pytest.mark.parametrize("bounds", [[4], [3, 6], [2, 5, 8]])
+@pytest.mark.parametrize(
+    "change",
+    [
+        None,
+        lambda links: links.__setitem__(1, with_record(links[1], eligibility_status="ineligible")),
+        lambda links: links.__setitem__(4, with_record(links[4], eligibility_status="ineligible")),
+        lambda links: links.__setitem__(7, (*links[7][:2], "altered", links[7][3])),
+        lambda links: links.pop(5),
+    ],
+)
+def test_ranges_checked_apart_and_joined_say_what_one_pass_says(bounds: list[int], change: Any) -> None:
+    links = stored_chain(9)
+    if change is not None:
+        change(links)
+    checkpoints = [Checkpoint(3, links[2][1]), Checkpoint(12, "f" * 64)]
+
+    assert in_ranges(links, bounds, checkpoints) == both_ways(links, checkpoints)
+    assert in_ranges(links, bounds, checkpoints[:1]) == both_ways(links, checkpoints[:1])

@@ -43,6 +43,7 @@ format: $(STAMP)
 # A benchmark, not a test: needs PostgreSQL (TEST_POSTGRES_ADMIN_URL); installs wrk from Debian's packages.
 bench: $(STAMP)
 	bash bench/ensure-wrk
+	$(BIN)/python -m pip install --quiet -c requirements-dev.lock -e '.[bench]'
 	$(BIN)/python bench/audit_appends.py --loadgen wrk
 
 openapi: $(STAMP)

@@ -31,6 +31,7 @@ Run from the project root, with PostgreSQL reachable (TEST_POSTGRES_ADMIN_URL, a
     .venv/bin/python bench/audit_appends.py --loadgen httpx --duration 10 --concurrency 16 64
     .venv/bin/python bench/audit_appends.py --loadgen wrk --duration 10 --workers 2
     .venv/bin/python bench/audit_appends.py --classifier model   # a fitted scikit-learn version decides
+    .venv/bin/python bench/audit_appends.py --server granian     # another server for both (SERVERS)
 
 With ``--classifier model`` (bench/model_version.py) a scikit-learn version is fitted on a synthetic cohort,
 registered and activated with the ``il6`` command before the service starts, and every request names it;
@@ -478,6 +479,30 @@ def uvicorn_command(target: list[str], port: int, workers: int) -> list[str]:
     ]
 
 
+SERVERS = ("uvicorn", "uvicorn-asyncio-h11", "granian")
+"""``--server``: uvicorn as deployed (its ``auto`` loop and parser: uvloop and httptools), uvicorn on the
+standard library's asyncio loop and the pure-Python h11 parser, or granian (Rust HTTP server, ASGI, uvloop),
+when installed (``pip install granian``: it is no dependency of the service)."""
+GRANIAN = BIN / "granian"
+
+
+def server_command(server: str, target: list[str], port: int, workers: int) -> list[str]:
+    """The command line of ``server`` for a uvicorn-style ``target`` (``app`` [``--factory``] [``--app-dir``
+    DIR]), on loopback with ``workers`` processes and no access log."""
+    if server == "uvicorn":
+        return uvicorn_command(target, port, workers)
+    if server == "uvicorn-asyncio-h11":
+        return [*uvicorn_command(target, port, workers), "--loop", "asyncio", "--http", "h11"]
+    app, options = target[0], target[1:]
+    command = [str(GRANIAN), "--interface", "asgi", "--loop", "uvloop", "--no-access-log"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if "--factory" in options:
+        command.append("--factory")
+    if "--app-dir" in options:
+        command += ["--working-dir", options[options.index("--app-dir") + 1]]
+    return [*command, app]
+
+
 def floor_environment() -> dict[str, str]:
     """The floor's environment: this one without the service's settings, which the floor does not read."""
     inherited = {
@@ -597,14 +622,24 @@ def _installed(distribution: str) -> str:
         return f"no {distribution}"
 
 
-def server_facts(workers: int) -> str:
-    """What both uvicorn command lines run on: this interpreter's environment is the one ``UVICORN`` is in,
+def server_facts(workers: int, server: str = "uvicorn") -> str:
+    """What both server command lines run on: this interpreter's environment is the one ``UVICORN`` is in,
     so what is installed here is what uvicorn's ``auto`` loop and parser pick (uvloop, httptools, when
     present; asyncio and h11 otherwise)."""
+    libraries = f"{_installed('fastapi')}, {_installed('pydantic')}"
+    if server == "granian":
+        return (
+            f"server: {_installed('granian')}, --interface asgi --loop uvloop ({_installed('uvloop')}) "
+            f"--workers {workers} --no-access-log; {libraries}"
+        )
+    if server == "uvicorn-asyncio-h11":
+        return (
+            f"server: {_installed('uvicorn')}, --workers {workers} --no-access-log, --loop asyncio "
+            f"--http h11 ({_installed('h11')}); {libraries}"
+        )
     return (
         f"server: {_installed('uvicorn')}, --workers {workers} --no-access-log, loop auto "
-        f"({_installed('uvloop')}), http auto ({_installed('httptools')}); "
-        f"{_installed('fastapi')}, {_installed('pydantic')}"
+        f"({_installed('uvloop')}), http auto ({_installed('httptools')}); {libraries}"
     )
 
 
@@ -669,6 +704,12 @@ def main() -> int:
         help="With --classifier model and wrk: also serve the model with MLflow's scoring server, run by "
         "this Python (which has mlflow; see bench/mlflow_peer.py).",
     )
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="uvicorn",
+        help="The HTTP server for the service and the floor alike (uvicorn, as deployed).",
+    )
     parser.add_argument("--pool-size", type=int, default=None, help="IL6_DB_POOL_SIZE (service default).")
     parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL))
     parser.add_argument("--httpx-worker", action="store_true", help=argparse.SUPPRESS)
@@ -689,12 +730,17 @@ def main() -> int:
     wrk = found_wrk if args.loadgen in ("auto", "wrk") else None
     for fact in machine_facts(admin_url, found_wrk):
         print(fact)
-    print(server_facts(args.workers))
+    if args.server == "granian" and not GRANIAN.exists():
+        parser.error("granian is not installed in this environment (pip install granian)")
+    print(server_facts(args.workers, args.server))
     print(f"load generator: {'wrk' if wrk else 'httpx (separate process)'}; {args.duration:g} s per stage")
     print("service: IL6_RATE_LIMIT_PER_MINUTE=0 (no rate limit); requests carry a bench API key (not shown)")
     print(
         "floor: bench/floor_app.py (AssessmentIn validated, 201; no database, authentication or middleware)"
     )
+
+    def command_for(target: list[str]) -> Callable[[int], list[str]]:
+        return lambda port: server_command(args.server, target, port, args.workers)
 
     def stage(url: str, concurrency: int, duration_s: float, scratch: Path, api_key: str) -> StageResult:
         if wrk is not None:
@@ -738,7 +784,14 @@ def main() -> int:
                 os.environ[CLASSIFIER_ENVIRONMENT] = model_version.NAME  # the load generators send it
                 print(f"classifier: {model_version.NAME}@{model_version.VERSION} (synthetic cohort, fitted)")
             print(STAGE_HEADER, flush=True)
-            with running_server(SERVICE_APP, args.workers, serving, scratch, scratch / "server.log") as base:
+            with running_server(
+                SERVICE_APP,
+                args.workers,
+                serving,
+                scratch,
+                scratch / "server.log",
+                command_for=command_for(SERVICE_APP),
+            ) as base:
                 service_warm, service = stages("service", base, scratch, api_key)
                 # Requests a load generator abandoned at its deadline may still be recorded: wait for quiet.
                 rows = settled_row_count(url)
@@ -750,13 +803,25 @@ def main() -> int:
                 verification = answer.json()
         # The service is stopped and its database dropped: the floor has the machine to itself (and wrk).
         floor_log = scratch / "floor.log"
-        with running_server(FLOOR_APP, args.workers, floor_environment(), scratch, floor_log) as base:
+        with running_server(
+            FLOOR_APP,
+            args.workers,
+            floor_environment(),
+            scratch,
+            floor_log,
+            command_for=command_for(FLOOR_APP),
+        ) as base:
             _, floor = stages("floor", base, scratch, api_key)
         with_model: list[StageResult] = []
         if artifact is not None:
             sklearn_environment = {**floor_environment(), "BENCH_SKLEARN_ARTIFACT": str(artifact)}
             with running_server(
-                FLOOR_APP, args.workers, sklearn_environment, scratch, scratch / "floor-sklearn.log"
+                FLOOR_APP,
+                args.workers,
+                sklearn_environment,
+                scratch,
+                scratch / "floor-sklearn.log",
+                command_for=command_for(FLOOR_APP),
             ) as base:
                 _, with_model = stages("floor+predict_proba", base, scratch, api_key)
         peer: list[StageResult] = []

@@ -136,13 +136,14 @@ def _audit_service() -> "AuditService":
     from app.service.audit import AuditService
     from app.service.checkpoints import CheckpointSigner, load_signing_key
     from app.settings import get_settings
-    from app.store.database import create_engine_for, create_session_factory
+    from app.store.database import create_engine_for, create_session_factory, verify_ranges
     from app.store.unit_of_work import UnitOfWork
 
     settings = get_settings()
     signer = CheckpointSigner(load_signing_key(settings.signing_key_file, create=False))
     engine = create_engine_for(settings)
-    return AuditService(partial(UnitOfWork, create_session_factory(engine)), signer)
+    readers = partial(UnitOfWork, create_session_factory(engine, read_only=True))
+    return AuditService(readers, signer, parallel=verify_ranges(engine))
 
 
 @audit.command("verify")

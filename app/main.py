@@ -45,7 +45,7 @@ from app.service.oidc import OidcConfig, OidcVerifier
 from app.service.readiness import ReadinessProbe
 from app.service.redcap import RedcapReceiver
 from app.settings import Environment, Settings, get_settings
-from app.store.database import create_engine_for, create_session_factory
+from app.store.database import create_engine_for, create_session_factory, verify_ranges
 from app.store.migrations import head_revisions
 from app.store.privileges import login_privileges
 from app.store.unit_of_work import UnitOfWork
@@ -117,8 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         observer=metrics,
     )
     signer = CheckpointSigner(signing_key)
-    audit = AuditService(unit_of_work, signer, anchor=last_signed(settings.checkpoint_file, signer))
     readers = partial(UnitOfWork, create_session_factory(engine, read_only=True))
+    # Reading the trail back only reads: on SQLite its ranges then read beside each other and the writer.
+    audit = AuditService(
+        readers,
+        signer,
+        anchor=last_signed(settings.checkpoint_file, signer),
+        parallel=verify_ranges(engine),
+    )
     classifiers = ClassifierCatalog(
         registry,
         unit_of_work,

@@ -1,6 +1,7 @@
 """Reading the audit trail back: verifying the chain, signing checkpoints, exporting records."""
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -63,6 +64,17 @@ MIN_RANGE = 20_000
 """The fewest records a range checked beside others holds: below that, one pass is as quick."""
 
 
+def _adjoin(parts: Sequence[tuple[ChainHead | None, Verification]]) -> bool:
+    """Whether ranges checked apart join into one pass: each started from a stored record, and each after
+    the first from the very record (seq and hash) the range before ended on, unless that one broke."""
+    for (_, before), (anchor, _) in itertools.pairwise(parts):
+        if anchor is None:
+            return False
+        if before.broken is None and (before.last_seq, before.last_hash) != (anchor.seq, anchor.hash):
+            return False
+    return parts[0][0] is not None
+
+
 class AuditService:
     def __init__(
         self,
@@ -70,7 +82,7 @@ class AuditService:
         signer: CheckpointSigner,
         batch_size: int = 2000,
         anchor: SignedCheckpoint | None = None,
-        parallel: int = 2,
+        parallel: int = 1,
         min_range: int = MIN_RANGE,
     ) -> None:
         """``anchor`` is the last checkpoint signed before this start (the checkpoint log's last line).
@@ -157,16 +169,18 @@ class AuditService:
         if len(ranges) > 1:
             # The last range runs on to ``to_seq`` (or the end): records appended meanwhile are checked too.
             ranges[-1] = (ranges[-1][0], to_seq)
-            parts = await asyncio.gather(
-                *(
-                    self._verify_range(start, end, links, None if start > from_seq else after)
+            async with asyncio.TaskGroup() as group:  # one range failing stops the others
+                tasks = [
+                    group.create_task(
+                        self._verify_range(start, end, links, None if start > from_seq else after)
+                    )
                     for start, end in ranges
-                )
-            )
-            checked = [part for part in parts if part is not None]
-            if len(checked) == len(parts):
-                return joined(checked)
-            # A range's first record has no record before it: a gap, which one pass pinpoints.
+                ]
+            parts = [task.result() for task in tasks]
+            if _adjoin(parts):
+                return joined([verification for _, verification in parts])
+            # A range's first record has no record before it, or not the one the range before ended on (a
+            # gap, a duplicated or altered record at a boundary): one pass pinpoints it.
         async with self._unit_of_work() as uow:
             return await self._verify_from(uow, after, from_seq, to_seq, links)
 
@@ -181,14 +195,14 @@ class AuditService:
 
     async def _verify_range(
         self, from_seq: int, to_seq: int | None, checkpoints: Sequence[Checkpoint], after: ChainHead | None
-    ) -> Verification | None:
+    ) -> tuple[ChainHead | None, Verification]:
         """Check one range in a transaction of its own, after the given link, or else after the stored
-        record before the range: None when there is none."""
+        record before the range; the link it started from (None when there is none) and the outcome."""
         async with self._unit_of_work() as uow:
             anchor = after or await uow.assessments.link_before(from_seq)
             if anchor is None:
-                return None
-            return await self._verify_from(uow, anchor, from_seq, to_seq, checkpoints)
+                return None, Verification(0, None, None, None, None)
+            return anchor, await self._verify_from(uow, anchor, from_seq, to_seq, checkpoints)
 
     async def _verify_from(
         self,
@@ -202,36 +216,13 @@ class AuditService:
             link for link in checkpoints if link.seq >= from_seq and (to_seq is None or link.seq <= to_seq)
         ]
         verifier = ChainVerifier(after, kept)
-        checked_to = from_seq - 1
-        while to_seq is None or checked_to < to_seq:
-            read = await self._check_batch(uow, verifier, checked_to, to_seq)
-            if read is None:
+        async for batch in uow.assessments.chain(
+            from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size
+        ):
+            rows = cast(Sequence[Mapping[str, Any]], batch)
+            if not all(verifier.feed(to_record(row), row["hash"], row["request_body"]) for row in rows):
                 break
-            checked_to = read
         return verifier.finish()
-
-    async def _check_batch(
-        self, uow: UnitOfWork, verifier: ChainVerifier, after: int, to_seq: int | None
-    ) -> int | None:
-        """Check the next batch of records after seq ``after``: the seq of its last record, or None once
-        the range is done or the chain broken. Records whose canonical bytes are kept are checked over
-        those; a batch with any that are not (older records, an altered record, SQLite) from its columns.
-        """
-        size = self._batch_size
-        sealed = await uow.assessments.sealed_links(after=after, to_seq=to_seq, limit=size)
-        if sealed is not None and all(link[4] is not None for link in sealed):
-            if not sealed or not verifier.feed_sealed(sealed):
-                return None
-            return sealed[-1][0] if len(sealed) == size else None
-        batches = uow.assessments.chain(from_seq=after + 1, to_seq=to_seq, batch_size=size)
-        batch = cast(Sequence[Mapping[str, Any]] | None, await anext(batches, None))
-        await batches.aclose()
-        if not batch:
-            return None
-        for row in batch:
-            if not verifier.feed(to_record(row), row["hash"], row["request_body"], row["canonical_record"]):
-                return None
-        return int(batch[-1]["seq"]) if len(batch) == size else None
 
     async def export(self, bounds: ExportRange) -> AsyncIterator[dict[str, Any]]:
         """Records in sequence order, up to the head as it is now (read here, so that an unreachable

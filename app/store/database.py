@@ -108,6 +108,12 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
     )
 
 
+def verify_ranges(engine: AsyncEngine) -> int:
+    """How many ranges of the audit trail to check at once: two on PostgreSQL, where each is a server
+    process of its own; one on SQLite, whose reads all run in this process."""
+    return 2 if engine.dialect.name == "postgresql" else 1
+
+
 READ_ONLY = "il6_read_only"
 """An execution option: the transaction only reads (on SQLite it then begins DEFERRED, sharing the file)."""
 

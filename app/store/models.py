@@ -76,11 +76,6 @@ class Assessment(Base):
         Uuid(), ForeignKey("assessment.id", name="fk_assessment_supersedes_assessment"), unique=True
     )
     correction_reason: Mapped[str | None] = mapped_column(Text())
-    canonical_record: Mapped[bytes | None] = mapped_column(
-        LargeBinary(), deferred=True, deferred_raiseload=True
-    )
-    """The record's RFC 8785 bytes its hash covers, as written (migration 0006; NULL in older records).
-    Read by the chain check only: a decision loaded to be shown leaves them in the database."""
 
 
 class IdempotencyKey(Base):

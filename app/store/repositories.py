@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, RowMapping, Table, delete, func, insert, literal, select, text, true, tuple_
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import Row, RowMapping, Table, delete, func, insert, literal, select, true, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.domain.audit import RECORD_FIELDS, ChainHead, SealedLink, next_link, seal, to_record
+from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.models import ApiKey, ApiKeyEvent, Assessment, IdempotencyKey
 from app.store.types import utcnow
 
@@ -69,21 +69,6 @@ _WITH_SUCCESSOR = select(Assessment, _SUCCESSOR.id).outerjoin(
 )
 
 
-_CANONICAL_TIME = """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-"""``recorded_at`` as app.domain.audit.canonical_time writes it."""
-_COLUMNS_AS_RECORD = "jsonb_build_object({})".format(
-    ", ".join(f"'{name}', {_CANONICAL_TIME if name == 'recorded_at' else name}" for name in RECORD_FIELDS)
-)
-"""The record the columns make, as JSON: what the stored canonical bytes must say."""
-_SEALED_LINKS = text(
-    f"""SELECT seq, prev_hash, hash, {_CANONICAL_TIME}, canonical_record,
-        convert_from(canonical_record, 'UTF8')::jsonb = {_COLUMNS_AS_RECORD},
-        request_sha256, encode(sha256(convert_to(request_body, 'UTF8')), 'hex')
-    FROM assessment WHERE seq > :after AND seq <= :to_seq ORDER BY seq LIMIT :limit"""  # noqa: S608 - constants
-)
-_LAST_SEQ = 2**63 - 1
-
-
 def _is_unique_violation(error: IntegrityError) -> bool:
     """PostgreSQL's SQLSTATE 23505, or SQLite's UNIQUE constraint message."""
     sqlstate = getattr(error.orig, "sqlstate", None)
@@ -128,7 +113,7 @@ class AssessmentRepository:
             seq, prev_hash, recorded_at = next_link(head, now)
             # vars(), not asdict(): asdict deep-copies the two JSON documents on every insert.
             values = {**vars(new), "seq": seq, "prev_hash": prev_hash, "recorded_at": recorded_at}
-            values["canonical_record"], values["hash"] = seal(to_record(values))
+            values["hash"] = record_hash(to_record(values))
             rows.append(values)
             head = ChainHead(seq, values["hash"], recorded_at)
         if not rows:
@@ -140,25 +125,6 @@ class AssessmentRepository:
                 raise AppendConflict("a record written at the same moment conflicts with this one") from error
             raise
         return [Assessment(**values) for values in rows]
-
-    async def sealed_links(
-        self, *, after: int, to_seq: int | None, limit: int
-    ) -> Sequence[SealedLink] | None:
-        """The next records after seq ``after`` as the chain check reads them when their canonical bytes
-        are kept, PostgreSQL comparing each record's columns with its bytes (JSON equality) and hashing its
-        request body. None where that cannot be done: on SQLite, or when a record's stored bytes are not
-        JSON (an altered record: the caller checks those records from their columns). A record kept
-        before the bytes were has None for them and for what depends on them.
-        """
-        if not self._on_postgresql:
-            return None
-        parameters = {"after": after, "to_seq": _LAST_SEQ if to_seq is None else to_seq, "limit": limit}
-        try:
-            async with self._session.begin_nested():
-                result = await self._session.execute(_SEALED_LINKS, parameters)
-                return cast(Sequence[SealedLink], result.all())
-        except DataError:
-            return None
 
     async def get(self, assessment_id: uuid.UUID) -> StoredAssessment | None:
         statement = _WITH_SUCCESSOR.where(Assessment.id == assessment_id)
@@ -197,8 +163,9 @@ class AssessmentRepository:
         """The link fields of the record just before ``seq`` (the empty chain's before seq 1)."""
         if seq <= 1:
             return ChainHead.empty()
-        statement = _LATEST.where(Assessment.seq == seq - 1)
-        row = (await self._session.execute(statement)).one_or_none()
+        statement = _LATEST.where(Assessment.seq == seq - 1).limit(1)
+        # first(): where the owner has stored two records under one seq, the chain check finds them itself.
+        row = (await self._session.execute(statement)).first()
         return None if row is None else ChainHead(row.seq, row.hash, row.recorded_at)
 
     async def chain(

@@ -1,4 +1,5 @@
-"""The domain layer imports only the standard library, rfc8785 and itself: no web, ORM or settings code."""
+"""The domain layer imports only the standard library, its two JSON serialisers (rfc8785, and orjson for
+canonical JSON's fast path) and itself: no web, ORM or settings code."""
 
 import ast
 import sys
@@ -12,7 +13,7 @@ DOMAIN_ROOT = Path(app.domain.__path__[0])
 FORBIDDEN = frozenset(
     {"fastapi", "starlette", "sqlalchemy", "alembic", "pydantic", "pydantic_settings", "uvicorn", "psycopg"}
 )
-ALLOWED_THIRD_PARTY = frozenset({"rfc8785"})
+ALLOWED_THIRD_PARTY = frozenset({"rfc8785", "orjson"})
 DOMAIN_PACKAGE = "app.domain"
 MODULES = sorted(DOMAIN_ROOT.rglob("*.py"))
 
@@ -62,7 +63,7 @@ def test_the_checker_catches_forbidden_imports() -> None:
 @pytest.mark.parametrize(
     "path", [pytest.param(path, id=path.relative_to(DOMAIN_ROOT).as_posix()) for path in MODULES]
 )
-def test_domain_module_imports_only_stdlib_rfc8785_and_the_domain(path: Path) -> None:
+def test_domain_module_imports_only_stdlib_its_serialisers_and_the_domain(path: Path) -> None:
     modules = imported_modules(path.read_text(encoding="utf-8"))
     tops = {module.partition(".")[0] for module in modules}
     assert not tops & FORBIDDEN, f"{path.name} imports {sorted(tops & FORBIDDEN)}"

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.domain.audit import (
     GENESIS_HASH,
@@ -571,3 +573,14 @@ def test_ranges_checked_apart_and_joined_say_what_one_pass_says(bounds: list[int
 
     assert in_ranges(links, bounds, checkpoints) == one_pass(links, checkpoints)
     assert in_ranges(links, bounds, checkpoints[:1]) == one_pass(links, checkpoints[:1])
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 2),  # noqa: DTZ001 - naive bounds; the zone comes from timezones
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.timezones(),
+    )
+)
+def test_canonical_time_is_the_rfc_3339_text_the_chain_has_always_written(instant: datetime) -> None:
+    assert canonical_time(instant) == instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

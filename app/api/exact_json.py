@@ -36,12 +36,19 @@ def _no_constants(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise _Refused("an object has a duplicate key")
-        document[key] = value
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _Refused("an object has a duplicate key")
     return document
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal,
+    parse_int=int,
+    parse_constant=_no_constants,
+    object_pairs_hook=_no_duplicates,
+)
+"""What ``json.loads`` with these options builds on every call, built once."""
 
 
 def nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -71,14 +78,10 @@ def parse_exact_json(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise json.JSONDecodeError("the body is not UTF-8", "", error.start) from None
+    if text.startswith("\ufeff"):  # as json.loads refuses it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     try:
-        return json.loads(
-            text,
-            parse_float=Decimal,
-            parse_int=int,
-            parse_constant=_no_constants,
-            object_pairs_hook=_no_duplicates,
-        )
+        return _DECODER.decode(text)
     except json.JSONDecodeError:
         raise
     except _Refused as error:

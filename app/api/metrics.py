@@ -10,6 +10,7 @@ process-wide default registry.
 """
 
 import re
+from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -161,12 +162,12 @@ class Metrics:
         self.audit_transaction_seconds.labels(outcome=outcome).observe(seconds)
 
     def audit_committed(self, recorded: Sequence[RecordedDecision], replayed: int) -> None:
-        for decision in recorded:
+        # Counted per distinct outcome: a batch of hundreds is a handful of label look-ups, not hundreds.
+        outcomes = Tally((d.eligibility, d.risk_group or "none", d.classifier) for d in recorded)
+        for (eligibility, risk_group, classifier), count in outcomes.items():
             self.decisions.labels(
-                eligibility=decision.eligibility,
-                risk_group=decision.risk_group or "none",
-                classifier=_classifier_label(decision.classifier),
-            ).inc()
+                eligibility=eligibility, risk_group=risk_group, classifier=_classifier_label(classifier)
+            ).inc(count)
         self.audit_appended.inc(len(recorded))
         self.audit_batch_records.observe(len(recorded))
         self.replays.inc(replayed)

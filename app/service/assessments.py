@@ -1,5 +1,6 @@
 """Deciding on an IL6 result, recording it, and reading or replaying recorded decisions."""
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -11,11 +12,11 @@ from typing import Any
 
 from app.domain import canonical_json
 from app.domain.access import SiteAccess
-from app.domain.classifiers.registry import RegisteredVersion
+from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
 from app.domain.errors import DomainError
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen
-from app.service.chain_writer import ChainWriter, Claim, Correction, Pending
+from app.service.chain_writer import ChainWriter, Claim, Correction, Pending, Written
 from app.service.classifiers import ClassifierCatalog
 from app.service.documents import (
     Submission,
@@ -31,6 +32,8 @@ from app.store.unit_of_work import UnitOfWork
 
 MAX_SEQ = 2**63 - 1
 """The largest sequence number a BIGINT holds."""
+YIELD_EVERY = 50
+"""How many requests ``prepare_many`` decides between two turns of the event loop."""
 
 
 class InvalidCursor(Exception):
@@ -107,6 +110,23 @@ class Outcome:
 class RawRequest:
     body: bytes
     media_type: str
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One request of many decided together (``AssessmentService.prepare_many``): what ``decide`` takes."""
+
+    submission: Submission
+    raw: RawRequest
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Requests decided by ``AssessmentService.prepare_many`` and not recorded yet: for each, in order, the
+    decision waiting to be recorded, or why ``decide`` would refuse it."""
+
+    decided: Sequence[Pending | Exception]
 
 
 @dataclass(frozen=True)
@@ -201,12 +221,71 @@ class AssessmentService:
         (app/service/chain_writer.py) commits it with whatever other decisions are waiting, under a
         deadline: a database that stops answering fails the request with StoreUnavailable.
         """
-        if not caller.sites.permits(submission.site_id):
-            raise Forbidden(
-                "site",
-                "This caller may decide only for its own sites: site_id must name one of them.",
-            )
+        _permit(submission, caller)
         registry = await self._catalog.for_decisions()
+        pending = self._pending(registry, submission, raw, caller, idempotency_key)
+        return _outcome(await self._writer.write(pending))
+
+    async def prepare_many(self, requests: Sequence[DecisionRequest], caller: Caller) -> Prepared:
+        """Decide on each result, as ``decide`` would, without recording anything yet: ``record_many``
+        records them. A request ``decide`` would refuse before recording (another site's, one the
+        classifier cannot decide) keeps its refusal, to be answered in its place.
+
+        Deciding yields to the event loop every ``YIELD_EVERY`` requests, so that the writer's transactions
+        (an earlier part of a batch being recorded) go on meanwhile.
+        """
+        refused: dict[int, Exception] = {}
+        for index, request in enumerate(requests):
+            try:
+                _permit(request.submission, caller)
+            except Forbidden as error:
+                refused[index] = error
+        if len(refused) == len(requests):
+            return Prepared([refused[index] for index in range(len(requests))])
+        try:
+            registry = await self._catalog.for_decisions()  # once for all, as each would have read it
+        except Exception as error:  # what each of them would have raised
+            return Prepared([refused.get(index, error) for index in range(len(requests))])
+        decided: list[Pending | Exception] = []
+        for index, request in enumerate(requests):
+            if index in refused:
+                decided.append(refused[index])
+                continue
+            try:
+                decided.append(
+                    self._pending(registry, request.submission, request.raw, caller, request.idempotency_key)
+                )
+            except Exception as error:  # that request's own failure
+                decided.append(error)
+            if not (index + 1) % YIELD_EVERY:
+                await asyncio.sleep(0)
+        return Prepared(decided)
+
+    async def record_many(self, prepared: Prepared) -> list[Outcome | Exception]:
+        """Record what ``prepare_many`` decided, in order: each entry is what ``decide`` would return for
+        its request, or the exception it would raise. The decisions go to the writer together, so that they
+        share its transactions; one refused (or failing) takes nothing from the others."""
+        queued = [entry for entry in prepared.decided if isinstance(entry, Pending)]
+        written = iter(await self._writer.write_many(queued))
+        answers: list[Outcome | Exception] = []
+        for entry in prepared.decided:
+            if not isinstance(entry, Pending):
+                answers.append(entry)
+                continue
+            answer = next(written)
+            answers.append(answer if isinstance(answer, Exception) else _outcome(answer))
+        return answers
+
+    def _pending(
+        self,
+        registry: ClassifierRegistry,
+        submission: Submission,
+        raw: RawRequest,
+        caller: Caller,
+        idempotency_key: str | None,
+    ) -> Pending:
+        """The decision to record for a request (or, with a key, the error deciding raised), with what the
+        writer must check before recording it."""
         decision: NewAssessment | DomainError
         shadows: tuple[NewShadowDecision, ...] = ()
         try:
@@ -227,8 +306,7 @@ class AssessmentService:
             correction = Correction(
                 submission.supersedes, submission.subject_id, submission.site_id, caller.sites
             )
-        written = await self._writer.write(Pending(decision, claim, correction, shadows))
-        return Outcome(RecordedAssessment.from_stored(written.stored), replayed=written.replayed)
+        return Pending(decision, claim, correction, shadows)
 
     def _new_assessment(
         self,
@@ -310,6 +388,18 @@ class AssessmentService:
         if classifier is None and replayed["classifier"] != original.decision["classifier"]:
             changes.append(Change("classifier", original.decision["classifier"], replayed["classifier"]))
         return Replay(original, replayed, tuple(changes))
+
+
+def _permit(submission: Submission, caller: Caller) -> None:
+    if not caller.sites.permits(submission.site_id):
+        raise Forbidden(
+            "site",
+            "This caller may decide only for its own sites: site_id must name one of them.",
+        )
+
+
+def _outcome(written: Written) -> Outcome:
+    return Outcome(RecordedAssessment.from_stored(written.stored), replayed=written.replayed)
 
 
 def _shadow_decision(

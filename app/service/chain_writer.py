@@ -97,6 +97,13 @@ NEXT_BATCH = _NextBatch()
 Answer = Written | Exception | _NextBatch
 
 
+def _retrieve(done: "asyncio.Future[Written]") -> None:
+    """Retrieve a settled future's exception, so that one nobody waits for any more is not reported as
+    "never retrieved"."""
+    if not done.cancelled():
+        done.exception()
+
+
 def _observe(tell: Callable[..., None], *args: object, **kwargs: object) -> None:
     """Tell the observer; a failing observer (metrics) never fails or delays a write."""
     try:
@@ -134,8 +141,56 @@ class ChainWriter:
             raise StoreUnavailable("the service is stopping")
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         # Observed even when the request that waited for it has gone: no "exception never retrieved".
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())
+        future.add_done_callback(_retrieve)
         self._waiting.append((pending, future))
+        self._wake()
+        # Shielded: a request that goes away does not take the decision out of a batch being written.
+        return await asyncio.shield(future)
+
+    async def write_many(self, pendings: Sequence[Pending]) -> list[Written | Exception]:
+        """Record each decision as ``write`` would, and return each one's answer (what ``write`` returns,
+        or the exception it raises) once every one of them has been answered.
+
+        They are queued together, in order, so that they share transactions (``max_batch`` at a time);
+        each is still checked, and refused or recorded, on its own. Without a task and a shield per
+        decision: one wait for all of them, shielded as ``write`` is.
+        """
+        if self._closing:  # each refused, as ``write`` would refuse it
+            return [StoreUnavailable("the service is stopping") for _ in pendings]
+        if not pendings:
+            return []
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+        remaining = len(pendings)
+
+        def one_settled(done: "asyncio.Future[Written]") -> None:
+            nonlocal remaining
+            _retrieve(done)
+            remaining -= 1
+            if not remaining and not settled.done():
+                settled.set_result(None)
+
+        futures: list[asyncio.Future[Written]] = []
+        for pending in pendings:
+            future: asyncio.Future[Written] = loop.create_future()
+            future.add_done_callback(one_settled)
+            futures.append(future)
+            self._waiting.append((pending, future))
+        self._wake()
+        await asyncio.shield(settled)
+        answers: list[Written | Exception] = []
+        for future in futures:
+            error = future.exception()
+            if error is None:
+                answers.append(future.result())
+            elif isinstance(error, Exception):
+                answers.append(error)
+            else:  # never set by the writer; raised as waiting for it would
+                raise error
+        return answers
+
+    def _wake(self) -> None:
+        """Make sure the writer runs, and sees what was just queued."""
         self._arrived.set()
         if self._task is None or self._task.done():
             # In a context of its own: the writer serves every request, so it must not carry (into its log
@@ -143,8 +198,6 @@ class ChainWriter:
             self._task = asyncio.create_task(
                 self._run(), name="audit-chain-writer", context=contextvars.Context()
             )
-        # Shielded: a request that goes away does not take the decision out of a batch being written.
-        return await asyncio.shield(future)
 
     async def aclose(self) -> None:
         """Write what is waiting, then stop; whatever arrives from now on is refused."""

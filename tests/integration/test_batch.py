@@ -12,8 +12,9 @@ from sqlalchemy import Engine, text
 
 from app.api.routers import batch
 from app.domain.access import ALL_SITES, Principal, Scope
+from app.domain.classifiers.registry import RegisteredVersion
 from app.service.access import KeyService
-from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
+from app.service.assessments import AssessmentService
 from app.service.chain_writer import Answer, ChainWriter, Pending
 from app.service.classifiers import ClassifierCatalog
 from app.service.documents import Submission
@@ -206,20 +207,15 @@ async def test_an_unexpected_error_is_that_items_500_and_the_rest_are_answered(
     client: httpx.AsyncClient, db: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     bodies = [assessment_body(), assessment_body(subject=subject_id("EXPLODES")), assessment_body()]
-    decide = AssessmentService.decide
+    decide = AssessmentService._decide
 
-    async def exploding_for_one(
-        self: AssessmentService,
-        submission: Submission,
-        raw: RawRequest,
-        caller: Caller,
-        key: str | None = None,
-    ) -> Outcome:
+    def exploding_for_one(submission: Submission, version: RegisteredVersion) -> dict[str, Any]:
         if submission.subject_id.startswith("EXPLODES"):
             raise RuntimeError(f"boom with {SECRET}")
-        return await decide(self, submission, raw, caller, key)
+        return decide(submission, version)
 
-    monkeypatch.setattr(AssessmentService, "decide", exploding_for_one)
+    # Deciding is where a batch item meets the rules: an unexpected error there is that item's own.
+    monkeypatch.setattr(AssessmentService, "_decide", staticmethod(exploding_for_one))
     caplog.set_level(logging.INFO)
 
     response = await client.post(
@@ -287,6 +283,62 @@ async def test_the_audit_store_failing_stops_the_batch_and_the_rest_is_not_attem
         assert problem["type"] == "/problems/audit-store-unavailable"
         assert problem["detail"].startswith("Not attempted")
     assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 0, 0, 0]
+
+
+@pytest.mark.usefixtures("refusing_store")
+async def test_the_audit_store_failing_in_a_later_chunk_keeps_the_chunks_before_and_stops_there(
+    client: httpx.AsyncClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two items a chunk: the first chunk is recorded, the second fails for its second item (its first is
+    # recorded alone), and the third, read and decided while the second was being recorded, is not
+    # attempted: nothing of it is recorded.
+    monkeypatch.setattr(batch, "CHUNK", 2)
+    bodies = [assessment_body() for _ in range(6)]
+    bodies[3] = assessment_body(subject=FAILING_SUBJECT)
+
+    response = await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=JSON)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["retry-after"] == "5"
+    result = response.json()
+    assert (result["created"], result["failed"], result["not_attempted"]) == (3, 3, 2)
+    assert [item["status"] for item in result["items"]] == [201, 201, 201, 503, 503, 503]
+    assert [item["index"] for item in result["items"]] == list(range(6))
+    assert not result["items"][3]["problem"]["detail"].startswith("Not attempted")
+    assert all(item["problem"]["detail"].startswith("Not attempted") for item in result["items"][4:])
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 1, 1, 0, 0, 0]
+    seqs = [item["assessment"]["audit"]["seq"] for item in result["items"][:3]]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))  # recorded in item order
+
+
+async def test_a_batch_of_many_chunks_is_recorded_in_item_order_and_retried_as_a_whole(
+    client: httpx.AsyncClient, db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "CHUNK", 3)
+    bodies = [assessment_body() for _ in range(10)]
+    bodies[4]["il6"]["unit"] = "furlongs"  # refused alone, in the middle of a chunk
+    headers = {**JSON, "Idempotency-Key": "batch-chunks"}
+
+    first = (await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=headers)).json()
+    again = (await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=headers)).json()
+
+    statuses = [201] * 10
+    statuses[4] = 422
+    assert [item["status"] for item in first["items"]] == statuses
+    assert [item["status"] for item in again["items"]] == statuses
+    decided = [item for item in first["items"] if item["status"] == 201]
+    seqs = [item["assessment"]["audit"]["seq"] for item in decided]
+    assert seqs == list(range(seqs[0], seqs[0] + 9))  # one chain, in item order, across the chunks
+    assert [item["assessment"]["subject_id"] for item in decided] == [
+        body["subject_id"] for index, body in enumerate(bodies) if index != 4
+    ]
+    assert [item["assessment"]["audit"]["idempotency_key"] for item in decided] == [
+        f"batch-chunks:{index}" for index in range(10) if index != 4
+    ]
+    replayed = [item for item in again["items"] if item["status"] == 201]
+    assert [item["assessment"]["id"] for item in replayed] == [item["assessment"]["id"] for item in decided]
+    assert all(item["replayed"] for item in replayed)
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
 
 
 @pytest.mark.usefixtures("refusing_store")

@@ -27,7 +27,7 @@ from app.api.intake import plain_submission
 from app.domain.access import ALL_SITES
 from app.domain.classifiers.registry import BUILDERS, load_registry
 from app.domain.errors import InvalidInput
-from app.service.assessments import AssessmentService, Caller, Outcome, RawRequest
+from app.service.assessments import AssessmentService, Caller, DecisionRequest, Outcome, RawRequest
 from app.service.chain_writer import ChainWriter
 from app.service.classifiers import ClassifierCatalog
 from app.service.errors import AlreadySuperseded, IdempotencyKeyReused
@@ -192,6 +192,19 @@ class Writing:
     async def gather(self, *requests: Awaitable[Outcome]) -> list[Outcome | BaseException]:
         """Submitted at once: each queues before the writer runs, so they form one batch."""
         return await asyncio.gather(*requests, return_exceptions=True)
+
+    async def many(self, *bodies: dict[str, Any], key: str | None = None) -> list[Outcome | Exception]:
+        """Decided together (prepare_many) and then recorded together (record_many), as a batch's chunk
+        is; with ``key``, the i-th request carries the key '<key>:<i>'."""
+        requests = [
+            DecisionRequest(
+                plain_submission(body),
+                RawRequest(json.dumps(body).encode(), "application/json"),
+                None if key is None else f"{key}:{index}",
+            )
+            for index, body in enumerate(bodies)
+        ]
+        return await self.service.record_many(await self.service.prepare_many(requests, self.caller))
 
 
 def settings_for(database_url: str, **fields: Any) -> Settings:
@@ -361,6 +374,69 @@ async def test_a_refusal_in_a_batch_is_that_items_own(direct: Writing, db: Engin
     assert (await direct.service.get(theirs.recorded.id, ALL_SITES)) == theirs.recorded
 
 
+async def test_decisions_handed_over_together_share_transactions_and_keep_their_own_answers(
+    direct: Writing, db: Engine
+) -> None:
+    head_seq, head_hash = head(db)
+    fine = [assessment_body() for _ in range(5)]
+    unknown = correction(subject_id(), str(uuid.uuid4()))  # corrects a decision that does not exist
+    unservable = assessment_body(classifier="no-such-classifier")
+
+    results = await direct.many(fine[0], fine[1], unknown, fine[2], unservable, fine[3], fine[4])
+
+    recorded = [outcome(results[index]) for index in (0, 1, 3, 5, 6)]
+    assert [result.recorded.subject_id for result in recorded] == [body["subject_id"] for body in fine]
+    assert [result.recorded.seq for result in recorded] == list(range(head_seq + 1, head_seq + 6))
+    assert [result.recorded.prev_hash for result in recorded] == [
+        head_hash,
+        *(result.recorded.hash for result in recorded[:-1]),
+    ]
+    assert not any(result.replayed for result in recorded)
+    assert isinstance(results[2], InvalidInput)  # refused in the writer's transaction, that item alone
+    assert results[2].pointer == "/supersedes"
+    assert isinstance(results[4], InvalidInput)  # refused before anything was queued, as decide refuses it
+    assert results[4].pointer == "/classifier"
+    # One transaction for all of them (the correction checked in it), one commit.
+    assert (direct.writer.batches, direct.writer.appended, direct.transactions) == (1, 5, 1)
+    assert count_rows(db, unknown["subject_id"]) == count_rows(db, unservable["subject_id"]) == 0
+    assert head(db) == (head_seq + 5, recorded[-1].recorded.hash)
+
+
+async def test_keys_of_decisions_handed_over_together_replay_and_refuse_each_alone(
+    direct: Writing, db: Engine
+) -> None:
+    key = new_key()
+    bodies = [assessment_body(), assessment_body()]
+    first = [outcome(result) for result in await direct.many(*bodies, key=key)]
+
+    grown = await direct.many(*bodies, assessment_body(), key=key)  # a retry with one more item
+    changed = await direct.many(assessment_body(), bodies[1], key=key)  # another body under '<key>:0'
+
+    assert [outcome(result).recorded for result in grown[:2]] == [result.recorded for result in first]
+    assert [outcome(result).replayed for result in grown] == [True, True, False]
+    assert isinstance(changed[0], IdempotencyKeyReused)
+    assert outcome(changed[1]).replayed is True
+    assert [bound_keys(db, f"{key}:{index}") for index in range(3)] == [
+        [(direct.caller.client_id, str(first[0].recorded.id))],
+        [(direct.caller.client_id, str(first[1].recorded.id))],
+        [(direct.caller.client_id, str(outcome(grown[2]).recorded.id))],
+    ]
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 1]
+    assert direct.writer.appended == 3
+
+
+async def test_decisions_handed_over_to_a_closed_writer_are_each_refused(direct: Writing, db: Engine) -> None:
+    await direct.writer.aclose()
+    bodies = [assessment_body() for _ in range(3)]
+
+    results = await direct.many(*bodies)
+
+    assert all(isinstance(result, StoreUnavailable) for result in results), results
+    assert len({id(result) for result in results}) == 3  # each its own refusal, as each write raises one
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [0, 0, 0]
+    assert direct.transactions == 0
+
+
 # --- 3. a batch that fails as a whole -------------------------------------------------------------------
 
 
@@ -432,6 +508,53 @@ async def test_a_batch_past_its_deadline_is_refused_whole(database_url: str, db:
         assert (own.writer.batches, own.writer.appended, own.transactions) == (0, 0, 1)
         assert head(db) == before
         assert [count_rows(db, body["subject_id"]) for body in bodies] == [0] * 5
+
+
+STALLED_SUBJECT = "COPY-STALLS"
+POSTGRES_STALLS_THE_ROW = [
+    """CREATE FUNCTION test_stall_row() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.subject_id = 'COPY-STALLS' THEN PERFORM pg_sleep(30); END IF;
+         RETURN NEW;
+       END $$""",
+    """CREATE TRIGGER test_stall_row BEFORE INSERT ON assessment
+       FOR EACH ROW EXECUTE FUNCTION test_stall_row()""",
+]
+POSTGRES_UNSTALL = ["DROP TRIGGER test_stall_row ON assessment", "DROP FUNCTION test_stall_row()"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_batch_whose_rows_stall_past_its_deadline_is_refused_whole(
+    database_url: str, db: Engine
+) -> None:
+    """The deadline passes while PostgreSQL takes the rows (a trigger that sleeps): the COPY is abandoned
+    with its connection, every decision of the batch is refused, none recorded, and the writer goes on."""
+    before = head(db)
+    bodies = [*(assessment_body() for _ in range(3)), assessment_body(subject=STALLED_SUBJECT)]
+    with db.begin() as connection:
+        for statement in POSTGRES_STALLS_THE_ROW:
+            connection.execute(text(statement))
+    try:
+        async with writing(settings_for(database_url), transaction_timeout_s=1.0) as own:
+            results = await own.many(*bodies)
+
+            assert all(isinstance(result, StoreUnavailable) for result in results), results
+            assert (own.writer.batches, own.writer.appended, own.transactions) == (0, 0, 1)
+            assert head(db) == before
+
+            later = outcome((await own.many(assessment_body()))[0])  # on another connection
+            assert (later.recorded.seq, later.recorded.prev_hash) == (before[0] + 1, before[1])
+    finally:
+        with db.begin() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND wait_event = 'PgSleep'"
+                )
+            )
+            for statement in POSTGRES_UNSTALL:
+                connection.execute(text(statement))
+    assert [count_rows(db, body["subject_id"]) for body in bodies] == [0] * 4
 
 
 # --- 4. closing -----------------------------------------------------------------------------------------

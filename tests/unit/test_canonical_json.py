@@ -1,10 +1,11 @@
 """The fast serialisation writes exactly what the rfc8785 package writes, or fails as it does."""
 
+import json
 import math
 from typing import Any
 
 import rfc8785
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from app.domain import canonical_json
@@ -51,3 +52,52 @@ def test_plain_documents_take_the_fast_path_and_others_do_not() -> None:
     assert not canonical_json._plain({"é": 1})
     assert not canonical_json._plain({"a": 2**53})
     assert not canonical_json._plain({"a": (1, 2)})
+
+
+STDLIB = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+"""What wrote the fast path before orjson did: the bytes must not have changed."""
+PLAIN_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-canonical_json.MAX_SAFE_INTEGER, max_value=canonical_json.MAX_SAFE_INTEGER)
+    | st.floats(min_value=1e-4, max_value=1e15).filter(lambda number: not number.is_integer())
+    | st.text()
+)
+PLAIN_DOCUMENTS = st.recursive(
+    PLAIN_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(max_codepoint=0x7F), max_size=8), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+EVERY_ASCII = "".join(map(chr, range(0x80)))
+AWKWARD = EVERY_ASCII + "\x80\x9f\xa0\u00e9\u2028\u2029\ufeff\uffff\U0001f600"
+
+
+@settings(max_examples=500)
+@given(PLAIN_DOCUMENTS)
+@example({EVERY_ASCII: AWKWARD, "": [AWKWARD, {"B": 1, "a": 2, "_": 3, "~": 4, " ": 5}]})
+@example({"seq": 2**53 - 1, "other": -(2**53) + 1, "half": 0.5, "small": 0.0001, "big": 999999999999999.9})
+def test_the_fast_path_writes_what_the_standard_library_wrote(document: Any) -> None:
+    assume(canonical_json._plain(document))
+    expected = STDLIB.encode(document).encode("utf-8")
+    assert canonical_json.dumps(document) == expected == rfc8785.dumps(document)
+
+
+def test_nesting_deeper_than_orjson_goes_is_written_by_rfc8785() -> None:
+    document: Any = "leaf"
+    for _ in range(300):
+        document = [document]
+
+    assert canonical_json.dumps(document) == STDLIB.encode(document).encode() == rfc8785.dumps(document)
+
+
+def test_a_lone_surrogate_on_the_fast_path_is_refused_as_rfc8785_refuses_it() -> None:
+    document = {"a": "ok", "b": "\udc00"}
+    assert canonical_json._plain(document)
+
+    refused = outcome(canonical_json.dumps, document)
+    assert isinstance(refused, type)
+    assert issubclass(refused, Exception)
+    assert refused == outcome(rfc8785.dumps, document)

@@ -135,3 +135,66 @@ async def test_a_too_deep_body_is_a_422_json_invalid_error() -> None:
     assert error["type"] == "json_invalid"
     assert error["ctx"] == {"error": TOO_DEEP}
     assert fine.status_code == 200
+
+
+def loads_as_before(body: bytes) -> Any:
+    """What parse_exact_json ran before its decoder was built once: json.loads with the same options."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise ValueError("an object has a duplicate key")
+        return dict(pairs)
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(
+        body.decode("utf-8"),
+        parse_float=Decimal,
+        parse_int=int,
+        parse_constant=no_constants,
+        object_pairs_hook=no_duplicates,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"value": 1.10, "n": 12, "big": 1e400, "list": [0.1, -0, 3E-2, true, null, "\\u00e9"]}',
+        b'\xef\xbb\xbf{"a": 1}',  # a UTF-8 byte order mark
+        b'{"a": 1, "a": 2}',
+        b'[{"b": {"c": 1, "c": 1}}]',
+        b'{"a": NaN}',
+        b'{"a": 1} trailing',
+        b"  [1, 2]  ",
+    ],
+)
+def test_the_shared_decoder_reads_and_refuses_as_json_loads_did(body: bytes) -> None:
+    try:
+        expected: Any = loads_as_before(body)
+    except ValueError:
+        expected = ValueError
+    try:
+        parsed: Any = parse_exact_json(body)
+    except ValueError:  # json.JSONDecodeError is one
+        parsed = ValueError
+    assert parsed == expected
+    assert type(parsed) is type(expected)
+
+
+def test_the_shared_decoder_is_not_changed_by_a_refusal() -> None:
+    with pytest.raises(json.JSONDecodeError, match="duplicate"):
+        parse_exact_json(b'{"x": {"k": 1, "k": 2}}')
+
+    assert parse_exact_json(b'{"x": {"k": 1.5}, "k": 2}') == {"x": {"k": Decimal("1.5")}, "k": 2}
+
+
+def test_a_byte_order_mark_is_refused_in_json_loads_words() -> None:
+    body = b'\xef\xbb\xbf{"a": 1}'
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(body.decode("utf-8"))
+
+    with pytest.raises(json.JSONDecodeError) as refused:
+        parse_exact_json(body)
+
+    assert (refused.value.msg, refused.value.pos) == (expected.value.msg, expected.value.pos)

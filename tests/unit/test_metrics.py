@@ -139,6 +139,29 @@ def test_committed_decisions_are_counted_by_outcome_and_replays_apart() -> None:
     assert sample(metrics, "il6_audit_chain_head_seq") == 9
 
 
+def test_a_commit_of_many_decisions_counts_each_of_them() -> None:
+    metrics = Metrics()
+    committed = [
+        decision(seq, "ineligible", "high") if seq % 31 == 0 else decision(seq) for seq in range(1, 311)
+    ]
+
+    metrics.audit_committed(committed, replayed=0)
+
+    def recorded(eligibility: str, risk_group: str) -> float | None:
+        return sample(
+            metrics,
+            "il6_decisions_recorded_total",
+            eligibility=eligibility,
+            risk_group=risk_group,
+            classifier="il6-enrichment@1.0.0",
+        )
+
+    assert recorded("eligible", "low") == 300
+    assert recorded("ineligible", "high") == 10
+    assert sample(metrics, "il6_audit_records_appended_total") == 310
+    assert sample(metrics, "il6_audit_chain_head_seq") == 310
+
+
 def test_the_chain_head_is_absent_until_this_process_appends_and_never_goes_back() -> None:
     metrics = Metrics()
     assert sample(metrics, "il6_audit_chain_head_seq") is None

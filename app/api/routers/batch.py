@@ -1,10 +1,12 @@
 """Many results in one request: each decided and recorded exactly as if it had been sent alone.
 
 The body is a JSON array of plain request bodies, or NDJSON (one per line). Each item is read and decided
-as a request of its own; the items of a chunk (``CHUNK``) wait for the audit writer together, in item
-order, so that they are committed in few transactions (app/service/chain_writer.py). An item that fails
-gets its own problem (the same one POST /v1/assessments would answer) and the items after it go on. Each
-item's audit record keeps the item's own bytes and hash, and the reference ``batch-item:<index>``; the
+as a request of its own; the items of a chunk (``CHUNK``) go to the audit writer together, in item order,
+so that they are committed in few transactions (app/service/chain_writer.py). While one chunk is being
+recorded, the next is read and decided and the one before is answered, so that the service's work and the
+database's overlap; a chunk goes to the writer only once the one before it has been recorded. An item that
+fails gets its own problem (the same one POST /v1/assessments would answer) and the items after it go on.
+Each item's audit record keeps the item's own bytes and hash, and the reference ``batch-item:<index>``; the
 batch's X-Request-ID ties them.
 
 Only the audit store becoming unavailable stops the batch: the items of later chunks would wait out their
@@ -18,6 +20,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -43,7 +46,14 @@ from app.api.problems import (
 from app.api.request_log import code_location
 from app.api.schemas.assessments import AssessmentOut
 from app.domain.access import Scope
-from app.service.assessments import AssessmentService, Outcome, RawRequest
+from app.service.assessments import (
+    YIELD_EVERY,
+    AssessmentService,
+    DecisionRequest,
+    Outcome,
+    Prepared,
+    RawRequest,
+)
 from app.service.chain_writer import MAX_BATCH
 from app.service.errors import StoreUnavailable
 
@@ -95,6 +105,22 @@ class BatchOut(BaseModel):
         0, description="Items after an audit store failure, which the batch did not try (status 503)."
     )
     items: list[BatchItemOut]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Items of a batch read and decided, not recorded yet."""
+
+    indices: range
+    reads: list[DecisionRequest | Exception]
+    """Each item as a request, or the error reading it raised (its answer)."""
+    prepared: Prepared
+    """The requests' decisions, waiting to be recorded."""
+
+
+def _retrieve(task: "asyncio.Task[list[Outcome | Exception]]") -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _items_of_array(text: str) -> Iterator[str]:
@@ -225,23 +251,49 @@ async def create_batch(
     items: list[BatchItemOut] = []
     store_failed: dict[str, str] | None = None  # when the audit store failed: its problem's Retry-After
 
-    async def decide(index: int, text: str) -> Outcome:
-        raw = text.encode("utf-8")
-        submission = dataclasses.replace(Intake.read(PLAIN_JSON, raw), reference=f"batch-item:{index}")
-        return await service.decide(
-            submission,
-            RawRequest(body=raw, media_type=JSON_MEDIA_TYPE),
-            caller,
-            None if key is None else f"{key}:{index}",
-        )
+    async def prepare(chunk: range) -> Chunk:
+        """Read and decide a chunk's items, each as a request of its own (an item that cannot be read keeps
+        the error a single request would get); nothing is recorded yet."""
+        reads: list[DecisionRequest | Exception] = []
+        for index in chunk:
+            raw = texts[index].encode("utf-8")
+            try:
+                submission = Intake.read(PLAIN_JSON, raw)
+            except Exception as error:
+                reads.append(error)
+            else:
+                reads.append(
+                    DecisionRequest(
+                        dataclasses.replace(submission, reference=f"batch-item:{index}"),
+                        RawRequest(body=raw, media_type=JSON_MEDIA_TYPE),
+                        None if key is None else f"{key}:{index}",
+                    )
+                )
+            if not (index + 1) % YIELD_EVERY:
+                await asyncio.sleep(0)  # the writer goes on with the chunk before
+        requests = [read for read in reads if isinstance(read, DecisionRequest)]
+        return Chunk(chunk, reads, await service.prepare_many(requests, caller))
 
-    for start in range(0, len(texts), CHUNK):
-        # A chunk's items wait for the audit writer together, in item order: one commit for many.
-        chunk = range(start, min(start + CHUNK, len(texts)))
-        outcomes = await asyncio.gather(
-            *(decide(index, texts[index]) for index in chunk), return_exceptions=True
-        )
-        for index, outcome in zip(chunk, outcomes, strict=True):
+    def record(chunk: Chunk) -> "asyncio.Task[list[Outcome | Exception]]":
+        recording = asyncio.ensure_future(service.record_many(chunk.prepared))
+        recording.add_done_callback(_retrieve)  # observed even if this request goes away meanwhile
+        return recording
+
+    # A chunk's items go to the audit writer together, in item order: one commit for many. While it is
+    # recorded, the next chunk is read and decided, and the one before is answered; the next is recorded
+    # only once this one is, and not at all when the audit store failed for it.
+    chunks = [range(start, min(start + CHUNK, len(texts))) for start in range(0, len(texts), CHUNK)]
+    current = await prepare(chunks[0])
+    recording = record(current)
+    for number in range(len(chunks)):
+        following = await prepare(chunks[number + 1]) if number + 1 < len(chunks) else None
+        recorded = iter(await recording)
+        outcomes = [next(recorded) if isinstance(read, DecisionRequest) else read for read in current.reads]
+        if following is not None and not any(isinstance(outcome, StoreUnavailable) for outcome in outcomes):
+            recording = record(following)
+        for index, outcome in zip(current.indices, outcomes, strict=True):
+            if not (index + 1) % YIELD_EVERY:
+                await asyncio.sleep(0)  # the writer goes on with the next chunk
             if isinstance(outcome, Outcome):
                 items.append(
                     BatchItemOut(
@@ -252,8 +304,6 @@ async def create_batch(
                     )
                 )
                 continue
-            if not isinstance(outcome, Exception):
-                raise outcome  # cancelled: the request itself is going away
             # Answered as the service's own handlers answer it, or as a 500.
             answer = await _problem(request, outcome, index)
             items.append(
@@ -262,8 +312,9 @@ async def create_batch(
             if isinstance(outcome, StoreUnavailable) and store_failed is None:
                 retry_after = answer.headers.get("retry-after")
                 store_failed = {} if retry_after is None else {"Retry-After": retry_after}
-        if store_failed is not None:
+        if store_failed is not None or following is None:
             break  # the rest would each wait out their own deadline against a store that is down
+        current = following
     created = sum(item.status == 201 for item in items)
     not_attempted = len(texts) - len(items)
     if store_failed is not None:

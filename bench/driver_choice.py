@@ -13,9 +13,9 @@ through:
 - ``asyncpg``: asyncpg directly (``executemany``), JSONB by ``json.dumps``; ``asyncpg+orjson``: by orjson.
 
 Each transaction is what one group commit of B decisions does: take the chain's advisory lock, read the
-database clock and the chain head, link and hash B records with the service's own code
-(``next_link``, ``to_record``, ``seal``), insert them (every column; the table's trigger checks each link),
-and commit, with ``synchronous_commit`` on. One connection, one transaction after another, as the single
+database clock and the chain head, link and hash B records with the service's own code (``next_link``,
+``to_record``, ``record_hash``), insert them (every column; the table's trigger checks each link), and
+commit, with ``synchronous_commit`` on. One connection, one transaction after another, as the single
 writer does. The records are the submission of bench/audit_appends.py decided by the service
 (bench/verify_chain.py's ``Filler``). The variants take turns, a few seconds each, for several rounds, so
 that a change in the machine's load touches all; each line is the median round.
@@ -55,7 +55,7 @@ from sqlalchemy import Table, insert, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from verify_chain import Filler, bench_settings, service_engine
 
-from app.domain.audit import ChainHead, next_link, seal, to_record
+from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.database import create_session_factory
 from app.store.models import Assessment
 from app.store.repositories import CHAIN_LOCK, NewAssessment
@@ -83,7 +83,7 @@ def linked(head: ChainHead, now: datetime, news: Sequence[NewAssessment]) -> lis
     for new in news:
         seq, prev_hash, recorded_at = next_link(head, now)
         values = {**vars(new), "seq": seq, "prev_hash": prev_hash, "recorded_at": recorded_at}
-        values["canonical_record"], values["hash"] = seal(to_record(values))
+        values["hash"] = record_hash(to_record(values))
         rows.append(values)
         head = ChainHead(seq, values["hash"], recorded_at)
     return rows

@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 from sqlalchemy import Engine, text
 
 from app.api.routers import batch
+from app.api.routers.batch import BatchOut
 from app.domain.access import ALL_SITES, Principal, Scope
 from app.domain.classifiers.registry import RegisteredVersion
 from app.service.access import KeyService
@@ -45,6 +46,12 @@ def stored(db: Engine, subject: str) -> Any:
         )
 
 
+def assert_written_as_a_batch_out(response: httpx.Response) -> None:
+    """The answer is the very JSON FastAPI writes for a BatchOut (the batch assembles it from its items')."""
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == TypeAdapter(BatchOut).dump_json(BatchOut.model_validate_json(response.content))
+
+
 async def test_a_json_array_is_decided_item_by_item(client: httpx.AsyncClient, db: Engine) -> None:
     bodies = [assessment_body(), assessment_body(value=20, comparator=None), assessment_body()]
     bodies[1]["il6"]["unit"] = "furlongs"  # this item alone is refused
@@ -53,6 +60,7 @@ async def test_a_json_array_is_decided_item_by_item(client: httpx.AsyncClient, d
     response = await client.post("/v1/assessments/batch", content="[" + ", ".join(texts) + "]", headers=JSON)
 
     assert response.status_code == 200, response.text
+    assert_written_as_a_batch_out(response)
     result = response.json()
     assert (result["created"], result["failed"]) == (2, 1)
     assert [item["index"] for item in result["items"]] == [0, 1, 2]
@@ -309,6 +317,7 @@ async def test_the_audit_store_failing_in_a_later_chunk_keeps_the_chunks_before_
     assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 1, 1, 0, 0, 0]
     seqs = [item["assessment"]["audit"]["seq"] for item in result["items"][:3]]
     assert seqs == list(range(seqs[0], seqs[0] + 3))  # recorded in item order
+    assert_written_as_a_batch_out(response)
 
 
 async def test_a_batch_of_many_chunks_is_recorded_in_item_order_and_retried_as_a_whole(
@@ -319,8 +328,13 @@ async def test_a_batch_of_many_chunks_is_recorded_in_item_order_and_retried_as_a
     bodies[4]["il6"]["unit"] = "furlongs"  # refused alone, in the middle of a chunk
     headers = {**JSON, "Idempotency-Key": "batch-chunks"}
 
-    first = (await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=headers)).json()
-    again = (await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=headers)).json()
+    answers = [
+        await client.post("/v1/assessments/batch", content=json.dumps(bodies), headers=headers)
+        for _ in range(2)
+    ]
+    for answer in answers:
+        assert_written_as_a_batch_out(answer)
+    first, again = (answer.json() for answer in answers)
 
     statuses = [201] * 10
     statuses[4] = 422

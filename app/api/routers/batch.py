@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from app.api.auth import requires
 from app.api.deps import CallerDep, get_assessments
@@ -105,6 +105,23 @@ class BatchOut(BaseModel):
         0, description="Items after an audit store failure, which the batch did not try (status 503)."
     )
     items: list[BatchItemOut]
+
+
+_ITEM = TypeAdapter(BatchItemOut)
+_ITEMS = TypeAdapter(list[BatchItemOut])
+_ANSWER = TypeAdapter(BatchOut)
+
+
+def _answer(counts: BatchOut, items: list[bytes], response: Response) -> Response:
+    """The 200 answer: ``counts`` (a BatchOut without its items) with the items' JSON spliced in, the
+    very bytes FastAPI writes for the whole BatchOut (pydantic's JSON), and the headers set on
+    ``response``, as FastAPI adds them."""
+    envelope = _ANSWER.dump_json(counts)
+    if counts.items or not envelope.endswith(b'"items":[]}'):  # items must be BatchOut's last field
+        raise RuntimeError("the batch answer's envelope does not end with its (empty) items")
+    answer = Response(content=envelope[:-2] + b",".join(items) + b"]}", media_type=JSON_MEDIA_TYPE)
+    answer.headers.raw.extend(response.headers.raw)
+    return answer
 
 
 @dataclass(frozen=True)
@@ -240,7 +257,7 @@ async def create_batch(
             "batch returns the decisions already made and decides only the rest.",
         ),
     ] = None,
-) -> BatchOut | Response:
+) -> Response:
     """Decide and record each result of a batch as if it had been sent alone; per-item errors do not stop
     the rest, but the audit store failing does. Answers 200 with one entry per item, in order; 503 when
     the store failed before any item was decided."""
@@ -248,7 +265,8 @@ async def create_batch(
     body = await request.body()
     texts = _items(body, media_type, request.app.state.services.batch_max_items)
     key = None if idempotency_key is None else idempotency_key.strip('"')
-    items: list[BatchItemOut] = []
+    answered: list[bytes] = []  # each chunk's items, as the answer's JSON holds them
+    created = failed = 0
     store_failed: dict[str, str] | None = None  # when the audit store failed: its problem's Retry-After
 
     async def prepare(chunk: range) -> Chunk:
@@ -291,6 +309,7 @@ async def create_batch(
         outcomes = [next(recorded) if isinstance(read, DecisionRequest) else read for read in current.reads]
         if following is not None and not any(isinstance(outcome, StoreUnavailable) for outcome in outcomes):
             recording = record(following)
+        items: list[BatchItemOut] = []
         for index, outcome in zip(current.indices, outcomes, strict=True):
             if not (index + 1) % YIELD_EVERY:
                 await asyncio.sleep(0)  # the writer goes on with the next chunk
@@ -312,11 +331,15 @@ async def create_batch(
             if isinstance(outcome, StoreUnavailable) and store_failed is None:
                 retry_after = answer.headers.get("retry-after")
                 store_failed = {} if retry_after is None else {"Retry-After": retry_after}
+        created += sum(item.status == 201 for item in items)
+        failed += sum(item.status != 201 for item in items)
+        # Kept as JSON, not as models: a batch of thousands would otherwise keep hundreds of thousands of
+        # objects alive, for the garbage collector to scan again and again while the rest is decided.
+        answered.append(_ITEMS.dump_json(items)[1:-1])
         if store_failed is not None or following is None:
             break  # the rest would each wait out their own deadline against a store that is down
         current = following
-    created = sum(item.status == 201 for item in items)
-    not_attempted = len(texts) - len(items)
+    not_attempted = len(texts) - created - failed
     if store_failed is not None:
         if created == 0:
             return problem_response(
@@ -329,8 +352,12 @@ async def create_batch(
             "batch stopped by the audit store: %d of %d items not attempted", not_attempted, len(texts)
         )
         response.headers.update(store_failed)
-        items += [
-            BatchItemOut(index=index, status=STORE_UNAVAILABLE.status, problem=NOT_ATTEMPTED)
-            for index in range(len(items), len(texts))
+        answered += [
+            _ITEM.dump_json(BatchItemOut(index=index, status=STORE_UNAVAILABLE.status, problem=NOT_ATTEMPTED))
+            for index in range(created + failed, len(texts))
         ]
-    return BatchOut(created=created, failed=len(items) - created, not_attempted=not_attempted, items=items)
+    return _answer(
+        BatchOut(created=created, failed=failed + not_attempted, not_attempted=not_attempted, items=[]),
+        answered,
+        response,
+    )

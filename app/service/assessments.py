@@ -1,13 +1,10 @@
 """Deciding on an IL6 result, recording it, and reading or replaying recorded decisions."""
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from app.domain import canonical_json
@@ -16,7 +13,7 @@ from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersio
 from app.domain.errors import DomainError
 from app.domain.il6 import measure
 from app.domain.specimen import Specimen
-from app.service.chain_writer import ChainWriter, Claim, Correction, Pending, Written
+from app.service.chain_writer import ChainWriter
 from app.service.classifiers import ClassifierCatalog
 from app.service.documents import (
     Submission,
@@ -25,19 +22,38 @@ from app.service.documents import (
     submission_from_input,
 )
 from app.service.errors import Forbidden
+from app.service.pending_decisions import Claim, Correction, Pending, Written
+from app.service.recorded_assessments import (
+    Change,
+    InvalidCursor,
+    Page,
+    RecordedAssessment,
+    Replay,
+    decision_changes,
+    decode_cursor,
+    encode_cursor,
+)
 from app.store.classifier_repositories import NewShadowDecision
-from app.store.models import Assessment
-from app.store.repositories import NewAssessment, StoredAssessment
+from app.store.repositories import NewAssessment
 from app.store.unit_of_work import UnitOfWork
 
-MAX_SEQ = 2**63 - 1
-"""The largest sequence number a BIGINT holds."""
+# InvalidCursor and RecordedAssessment are re-exported: the API imports them from here.
+__all__ = [
+    "YIELD_EVERY",
+    "AssessmentService",
+    "Caller",
+    "DecisionRequest",
+    "InvalidCursor",
+    "Outcome",
+    "Prepared",
+    "RawRequest",
+    "RecordedAssessment",
+    "ReplayUnavailable",
+    "fingerprint",
+]
+
 YIELD_EVERY = 50
 """How many requests ``prepare_many`` decides between two turns of the event loop."""
-
-
-class InvalidCursor(Exception):
-    """A pagination cursor this service did not issue."""
 
 
 class ReplayUnavailable(Exception):
@@ -51,51 +67,6 @@ class Caller:
     client_id: str
     request_id: str | None
     sites: SiteAccess
-
-
-@dataclass(frozen=True)
-class RecordedAssessment:
-    """A decision as the audit store holds it, with its link in the chain (the caller's receipt)."""
-
-    id: uuid.UUID
-    seq: int
-    prev_hash: str
-    hash: str
-    client_id: str
-    request_id: str | None
-    idempotency_key: str | None
-    subject_id: str
-    site_id: str | None
-    recorded_at: datetime
-    input: dict[str, Any]
-    decision: dict[str, Any]
-    supersedes: uuid.UUID | None
-    correction_reason: str | None
-    superseded_by: uuid.UUID | None
-
-    @classmethod
-    def from_row(cls, row: Assessment, superseded_by: uuid.UUID | None = None) -> "RecordedAssessment":
-        return cls(
-            id=row.id,
-            seq=row.seq,
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-            client_id=row.client_id,
-            request_id=row.request_id,
-            idempotency_key=row.idempotency_key,
-            subject_id=row.subject_id,
-            site_id=row.site_id,
-            recorded_at=row.recorded_at,
-            input=row.input,
-            decision=row.decision,
-            supersedes=row.supersedes,
-            correction_reason=row.correction_reason,
-            superseded_by=superseded_by,
-        )
-
-    @classmethod
-    def from_stored(cls, stored: StoredAssessment) -> "RecordedAssessment":
-        return cls.from_row(stored.row, stored.superseded_by)
 
 
 @dataclass(frozen=True)
@@ -129,42 +100,6 @@ class Prepared:
     decided: Sequence[Pending | Exception]
 
 
-@dataclass(frozen=True)
-class Page:
-    items: Sequence[RecordedAssessment]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class Change:
-    field: str
-    recorded: Any
-    replayed: Any
-
-
-@dataclass(frozen=True)
-class Replay:
-    original: RecordedAssessment
-    replayed: dict[str, Any]
-    changes: tuple[Change, ...]
-
-    @property
-    def matches(self) -> bool:
-        return not self.changes
-
-
-def _changes(recorded: Any, replayed: Any, path: str = "") -> list[Change]:
-    """Every leaf that differs between two decision documents, by dotted path; the classifier aside."""
-    if isinstance(recorded, dict) and isinstance(replayed, dict):
-        changes: list[Change] = []
-        for key in sorted(recorded.keys() | replayed.keys()):
-            if not path and key == "classifier":
-                continue
-            changes += _changes(recorded.get(key), replayed.get(key), f"{path}.{key}" if path else key)
-        return changes
-    return [] if recorded == replayed else [Change(path, recorded, replayed)]
-
-
 def fingerprint(submission: Submission) -> str:
     """What an Idempotency-Key is bound to: the request's meaning (its normalised input), not its bytes."""
     document = {
@@ -173,21 +108,6 @@ def fingerprint(submission: Submission) -> str:
         "correction_reason": submission.correction_reason,
     }
     return hashlib.sha256(canonical_json.dumps(document)).hexdigest()
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (ValueError, binascii.Error):
-        raise InvalidCursor("not a cursor this service issued") from None
-    prefix, _, seq = text.partition(":")
-    if prefix != "seq" or not (seq.isascii() and seq.isdigit()) or not 0 < int(seq) <= MAX_SEQ:
-        raise InvalidCursor("not a cursor this service issued")
-    return int(seq)
 
 
 class AssessmentService:
@@ -353,13 +273,13 @@ class AssessmentService:
     ) -> Page:
         """A subject's decisions within ``sites``, newest first; ``next_cursor`` continues where this page
         ends. A subject of another site lists as empty, as an unknown subject does."""
-        before = None if cursor is None else _decode_cursor(cursor)
+        before = None if cursor is None else decode_cursor(cursor)
         async with self._unit_of_work() as uow:
             rows = await uow.assessments.list_for_subject(
                 subject_id, limit=limit + 1, before_seq=before, sites=sites.sites
             )
             items = [RecordedAssessment.from_stored(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1].seq) if len(rows) > limit else None
+        next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit else None
         return Page(items, next_cursor)
 
     async def replay(
@@ -384,7 +304,7 @@ class AssessmentService:
         else:
             version = registry.resolve(classifier)
         replayed = self._decide(submission_from_input(original.input), version)
-        changes = _changes(original.decision, replayed)
+        changes = decision_changes(original.decision, replayed)
         if classifier is None and replayed["classifier"] != original.decision["classifier"]:
             changes.append(Change("classifier", original.decision["classifier"], replayed["classifier"]))
         return Replay(original, replayed, tuple(changes))

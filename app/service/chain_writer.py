@@ -25,13 +25,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app.domain.access import SiteAccess
 from app.domain.errors import DomainError, InvalidInput
 from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestInProgress
 from app.service.observability import AuditObserver, NoObserver, RecordedDecision
+from app.service.pending_decisions import Claim, Correction, Pending, Written
 from app.store.classifier_repositories import NewShadowDecision
 from app.store.repositories import NewAssessment, StoredAssessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
@@ -41,52 +40,6 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 500
 """The most decisions one transaction appends (well under PostgreSQL's 1664 columns a select may have,
 which the idempotency locks of a batch take)."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """An Idempotency-Key, and the fingerprint of the request it comes with."""
-
-    client_id: str
-    key: str
-    fingerprint: str
-
-    @property
-    def ref(self) -> tuple[str, str]:
-        return self.client_id, self.key
-
-
-@dataclass(frozen=True)
-class Correction:
-    """What a correction must match in the decision it supersedes."""
-
-    supersedes: uuid.UUID
-    subject_id: str
-    site_id: str | None
-    sites: SiteAccess
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A decision made and waiting to be recorded, or the error deciding raised.
-
-    With an Idempotency-Key an error waits too: a retry gets the decision its key first made, even if the
-    same request could no longer be decided today.
-    """
-
-    decision: NewAssessment | DomainError
-    claim: Claim | None = None
-    correction: Correction | None = None
-    shadows: tuple[NewShadowDecision, ...] = ()
-    """What candidate versions decided beside it: stored with it, never answered."""
-
-
-@dataclass(frozen=True)
-class Written:
-    """What was recorded for a request, or found: ``replayed`` when its key had made it earlier."""
-
-    stored: StoredAssessment
-    replayed: bool
 
 
 class _NextBatch:

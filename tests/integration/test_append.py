@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.audit import ChainVerifier, record_hash, to_record
 from app.settings import Environment, Settings
+from app.store.copy_append import CopyWriter
 from app.store.database import create_engine_for, create_session_factory
 from app.store.models import Assessment
-from app.store.repositories import AppendConflict, NewAssessment, _CopyWriter
+from app.store.repositories import AppendConflict, NewAssessment
 from app.store.unit_of_work import UnitOfWork, WriteRefused
 from tests.factories import subject_id
 from tests.integration.test_audit_chain import head
@@ -212,7 +213,7 @@ async def test_a_cancelled_copy_is_not_ended_with_a_server_that_may_not_answer()
     """Cancelled by the writer's deadline, the COPY is left to the unit of work, which discards the
     connection; ending it would wait for the server, which may be the very thing that stopped answering."""
     cursor = _Cursor()
-    writer = _CopyWriter(cursor)  # type: ignore[arg-type]
+    writer = CopyWriter(cursor)  # type: ignore[arg-type]
 
     await writer.finish(asyncio.CancelledError())
     assert cursor.connection.waited == 0

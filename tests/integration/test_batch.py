@@ -16,9 +16,10 @@ from app.domain.access import ALL_SITES, Principal, Scope
 from app.domain.classifiers.registry import RegisteredVersion
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService
-from app.service.chain_writer import Answer, ChainWriter, Pending
+from app.service.chain_writer import Answer, ChainWriter
 from app.service.classifiers import ClassifierCatalog
 from app.service.documents import Submission
+from app.service.pending_decisions import Pending
 from app.settings import Environment, Settings
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import app_client, count_rows

@@ -85,7 +85,7 @@ def record_hash(record: Mapping[str, Any]) -> str:
 
 
 def hashes_to(record: Mapping[str, Any], stored_hash: str) -> str | None:
-    """None when ``record`` hashes to ``stored_hash``; else the record's hash.
+    """None when ``record`` hashes to ``stored_hash``; else the record's hash (or why it has none).
 
     Tried first over orjson's serialisation with sorted keys, which for the records the service writes
     (ASCII keys, strings, booleans, integers, decimal strings) is byte for byte the RFC 8785 one, at a
@@ -104,7 +104,12 @@ def hashes_to(record: Mapping[str, Any], stored_hash: str) -> str | None:
         and orjson.loads(quick) == record
     ):
         return None
-    actual = record_hash(record)
+    try:
+        actual = record_hash(record)
+    except canonical_json.CanonicalizationError:
+        # No record was hashed with such a value (the writer hashes every record it appends): it was put
+        # there afterwards, and the record is not what was hashed.
+        return "none: the record has no RFC 8785 form"
     return None if actual == stored_hash else actual
 
 

@@ -23,6 +23,10 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 _SORTED = orjson.OPT_SORT_KEYS
 
+CanonicalizationError = rfc8785.CanonicalizationError
+"""What ``dumps`` raises for a value RFC 8785 has no form for (an integer beyond ``MAX_SAFE_INTEGER``, a
+non-finite number, a string UTF-8 cannot hold)."""
+
 
 def dumps(value: Any) -> bytes:
     """The RFC 8785 serialisation of ``value``, UTF-8 encoded."""

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from app.collector import collector_paused
 from app.domain.audit import (
     Break,
     BrokenLink,
@@ -216,11 +217,10 @@ class AuditService:
             link for link in checkpoints if link.seq >= from_seq and (to_seq is None or link.seq <= to_seq)
         ]
         verifier = ChainVerifier(after, kept)
-        async for batch in uow.assessments.chain(
-            from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size
-        ):
-            rows = cast(Sequence[Mapping[str, Any]], batch)
-            if not all(verifier.feed(to_record(row), row["hash"], row["request_body"]) for row in rows):
+        async for batch in uow.chain.entries(from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size):
+            with collector_paused():
+                intact = all(verifier.feed(record, stored_hash, body) for record, stored_hash, body in batch)
+            if not intact:
                 break
         return verifier.finish()
 

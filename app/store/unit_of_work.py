@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.store.chain_reader import ChainReader
 from app.store.classifier_repositories import ClassifierRepository, ShadowRepository
 from app.store.monitoring_repository import MonitoringRepository
 from app.store.repositories import ApiKeyRepository, AssessmentRepository, IdempotencyRepository
@@ -37,6 +38,7 @@ class UnitOfWork:
     """
 
     assessments: AssessmentRepository
+    chain: ChainReader
     idempotency: IdempotencyRepository
     keys: ApiKeyRepository
     classifiers: ClassifierRepository
@@ -49,6 +51,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
         self.assessments = AssessmentRepository(self._session)
+        self.chain = ChainReader(self._session)
         self.idempotency = IdempotencyRepository(self._session)
         self.keys = ApiKeyRepository(self._session)
         self.classifiers = ClassifierRepository(self._session)

@@ -528,6 +528,16 @@ def edit_input(connection: Connection, three: list[Row]) -> tuple[int, Break]:
     return middle["seq"], Break.HASH
 
 
+def put_a_huge_integer_in_the_input(connection: Connection, three: list[Row]) -> tuple[int, Break]:
+    """An integer beyond 64 bits, which orjson reads as a float: no record holds one (RFC 8785 writes
+    integers within 2**53), so it must fail the hash check like any other edit."""
+    middle = three[1]
+    edited = json.loads(json.dumps(middle["input"]))
+    edited["il6"]["value"] = 10**25 + 1
+    set_values(connection, middle["seq"], input=edited)
+    return middle["seq"], Break.HASH
+
+
 def delete_middle(connection: Connection, three: list[Row]) -> tuple[int, Break]:
     connection.execute(delete(ASSESSMENT).where(ASSESSMENT.c.seq == three[1]["seq"]))
     return three[2]["seq"], Break.SEQUENCE_GAP
@@ -570,6 +580,7 @@ def backdate_the_head(connection: Connection, three: list[Row]) -> tuple[int, Br
     [
         edit_status,
         edit_input,
+        put_a_huge_integer_in_the_input,
         delete_middle,
         swap_first_and_last,
         forge_unlinked,

@@ -1,0 +1,109 @@
+"""The audit trail read back as records, for checking the chain.
+
+Verification reads every record, so the cost per row decides how fast a chain of millions is checked. On
+PostgreSQL the rows are read through psycopg directly, on the session's own connection and inside its
+transaction, with loaders of this cursor's own: a uuid arrives as the text PostgreSQL writes for it (the
+form a record holds), a JSONB document is decoded by orjson. SQLAlchemy's result rows, its type processing
+and the standard library's JSON decoder cost several times as much per row (bench/RESULTS.md). On SQLite
+the repository's own read is used.
+
+Either way the record is built here from the columns as stored, never from anything the database computed:
+the hash check in ``app.domain.audit`` decides whether they are what was hashed.
+"""
+
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, cast
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.adapt import Buffer, Loader
+from psycopg.types.string import TextLoader
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.collector import collector_paused
+from app.domain.audit import RECORD_FIELDS, canonical_time, to_record
+from app.store.models import Assessment
+from app.store.repositories import AssessmentRepository
+
+ChainEntry = tuple[dict[str, Any], str, str | None]
+"""A stored record (``RECORD_FIELDS``, ids and times as canonical strings), its stored hash and the
+request body it was decided from."""
+
+_COLUMNS = (*RECORD_FIELDS, "hash", "request_body")
+_RECORDED_AT = RECORD_FIELDS.index("recorded_at")
+_QUERY = sql.SQL("SELECT {columns} FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s").format(
+    columns=sql.SQL(", ").join(sql.Identifier(name) for name in _COLUMNS),
+    table=sql.Identifier(Assessment.__tablename__),
+)
+_UNBOUNDED = 2**63 - 1
+"""The largest bigint: the upper bound of a read to the chain's end."""
+
+
+class _DocumentLoader(Loader):
+    """A JSONB document decoded by orjson, or by the standard library where orjson refuses it (a number
+    beyond a double's range, nesting deeper than 1024).
+
+    orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact. No
+    record can hold one: RFC 8785, over which every record was hashed, writes integers within 2**53 only.
+    An integer put there afterwards reads as a float, which serialises unlike anything that was hashed, so
+    the record fails its hash check as it would have with the standard library.
+    """
+
+    def load(self, data: Buffer) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return json.loads(bytes(data))
+
+
+class ChainReader:
+    """Records of the audit trail in sequence order, within one session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def entries(
+        self, *, from_seq: int = 1, to_seq: int | None = None, batch_size: int = 1000
+    ) -> AsyncGenerator[list[ChainEntry]]:
+        """The records from ``from_seq`` to ``to_seq`` (or the end), a batch at a time (keyset on seq)."""
+        if self._session.get_bind().dialect.name != "postgresql":
+            async for rows in AssessmentRepository(self._session).chain(
+                from_seq=from_seq, to_seq=to_seq, batch_size=batch_size
+            ):
+                mappings = cast(Sequence[Mapping[str, Any]], rows)
+                yield [(to_record(row), row["hash"], row["request_body"]) for row in mappings]
+            return
+        connection = await (await self._session.connection()).get_raw_connection()
+        driver = connection.driver_connection
+        if not isinstance(driver, psycopg.AsyncConnection):
+            raise TypeError(f"the audit trail is read through psycopg, not {type(driver).__name__}")
+        last = _UNBOUNDED if to_seq is None else to_seq
+        after = from_seq - 1
+        try:
+            async with driver.cursor() as cursor:
+                cursor.adapters.register_loader("uuid", TextLoader)
+                cursor.adapters.register_loader("jsonb", _DocumentLoader)
+                while after < last:
+                    await cursor.execute(_QUERY, (after, last, batch_size))
+                    # fetchall only converts the rows execute received (it waits for nothing outside
+                    # pipeline mode): a block that never suspends, as collector_paused requires.
+                    with collector_paused():
+                        rows = await cursor.fetchall()
+                        batch = [_entry(row) for row in rows]
+                    if not batch:
+                        return
+                    yield batch
+                    after = rows[-1][0]
+                    if len(rows) < batch_size:
+                        return
+        except psycopg.Error as error:  # as SQLAlchemy raises it: the unit of work reports the store down
+            raise DBAPIError.instance(None, None, error, psycopg.Error) from error
+
+
+def _entry(row: tuple[Any, ...]) -> ChainEntry:
+    record = dict(zip(RECORD_FIELDS, row, strict=False))
+    record["recorded_at"] = canonical_time(row[_RECORDED_AT])
+    return record, row[-2], row[-1]

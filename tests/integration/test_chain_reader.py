@@ -1,0 +1,114 @@
+"""ChainReader.entries: the records verification checks, read on PostgreSQL through psycopg with loaders
+of its own, must be the very records the repository's rows make (``to_record``), on each backend."""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.domain.audit import to_record
+from app.settings import Environment, Settings
+from app.store.chain_reader import ChainEntry
+from app.store.database import create_engine_for, create_session_factory
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork
+from tests.integration.test_append import append, new_assessment
+
+
+@pytest.fixture
+def database_url(own_database: str) -> str:
+    return own_database
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    settings = Settings(database_url=SecretStr(database_url), environment=Environment.TEST)
+    engine = create_engine_for(settings)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+async def entries(
+    sessions: async_sessionmaker[AsyncSession], from_seq: int, to_seq: int | None, batch_size: int
+) -> list[list[ChainEntry]]:
+    async with UnitOfWork(sessions) as uow:
+        return [
+            batch
+            async for batch in uow.chain.entries(from_seq=from_seq, to_seq=to_seq, batch_size=batch_size)
+        ]
+
+
+async def repository_records(sessions: async_sessionmaker[AsyncSession]) -> list[ChainEntry]:
+    async with UnitOfWork(sessions) as uow:
+        return [
+            (to_record(row), row["hash"], row["request_body"])
+            async for rows in uow.assessments.chain()
+            for row in cast(Sequence[Mapping[str, Any]], rows)
+        ]
+
+
+async def test_the_records_read_are_the_records_the_rows_make(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    plain = new_assessment()
+    detailed = new_assessment(
+        request_id="req-reader-1",
+        idempotency_key="key:reader:1",
+        site_id=None,
+        risk_group=None,
+        input={
+            "text": 'line\nbreak \U0001f9ea \\ "quoted"',
+            "n": [1, 2.5, None, True, {"z": {}}],
+            "big": 2**53 - 1,
+        },
+        decision={"deep": [[{"a": "b"}]], "empty": [], "unicode": "\u00e9\u4e2d", "small": 1e-7},
+        supersedes=plain.id,
+        correction_reason="Corrected:\tthe\nunit",
+    )
+    await append(sessions, [plain, detailed, new_assessment(), new_assessment(), new_assessment()])
+    expected = await repository_records(sessions)
+
+    read = await entries(sessions, 1, None, batch_size=2)
+
+    assert [len(batch) for batch in read] == [2, 2, 1]
+    assert [entry for batch in read for entry in batch] == expected
+    record = read[0][1][0]
+    assert (record["id"], record["supersedes"]) == (str(detailed.id), str(plain.id))
+    assert record["recorded_at"].endswith("Z")
+    assert len(record["recorded_at"]) == len("2026-01-01T00:00:00.000000Z")
+
+
+async def test_a_range_is_read_to_its_end_and_no_further(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await append(sessions, [new_assessment() for _ in range(5)])
+
+    read = await entries(sessions, 2, 4, batch_size=2)
+
+    assert [[record["seq"] for record, _, _ in batch] for batch in read] == [[2, 3], [4]]
+    assert await entries(sessions, 6, None, batch_size=2) == []
+
+
+@pytest.mark.parametrize("own_database", ["postgresql"], indirect=True)
+async def test_a_connection_lost_mid_read_is_the_store_unavailable(
+    sessions: async_sessionmaker[AsyncSession], db: Engine
+) -> None:
+    await append(sessions, [new_assessment() for _ in range(3)])
+    batches = 0
+
+    async def read_while_the_session_is_ended() -> None:
+        nonlocal batches
+        async with UnitOfWork(sessions) as uow:
+            async for _ in uow.chain.entries(batch_size=1):
+                batches += 1
+                with db.connect() as connection:  # as a failover would: the reading session is ended
+                    connection.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+
+    with pytest.raises(StoreUnavailable):
+        await read_while_the_session_is_ended()
+    assert batches == 1

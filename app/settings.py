@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
     )
     batch_max_items: int = Field(
-        default=1000, ge=1, le=10_000, description="Most results one POST /v1/assessments/batch may hold."
+        default=1000, ge=1, le=100_000, description="Most results one POST /v1/assessments/batch may hold."
     )
     max_batch_body_bytes: int = Field(
         default=4 * 1024 * 1024,

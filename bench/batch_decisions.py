@@ -39,7 +39,7 @@ ITEM = {
     "specimen": {"type": "serum", "collected_at": "2026-11-20T09:30:00Z"},
 }
 """A valid plain submission without its subject id (each item gets its own)."""
-MAX_ITEMS = 10_000
+MAX_ITEMS = 100_000
 """The most items a batch may hold (IL6_BATCH_MAX_ITEMS at most)."""
 
 

@@ -66,6 +66,12 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+_ENCODER = json.JSONEncoder(default=str)
+"""What ``json.dumps(document, default=str)`` would build for every line, built once: the same output.
+ASCII-only (``ensure_ascii``): no character in a message can ever end the line early for a line-based
+collector."""
+
+
 def _utc_time(record: logging.LogRecord) -> str:
     moment = datetime.fromtimestamp(record.created, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -90,8 +96,7 @@ class JsonFormatter(logging.Formatter):
             document["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             document["stack"] = self.formatStack(record.stack_info)
-        # ASCII-only: no character in a message can ever end the line early for a line-based collector.
-        return json.dumps(document, default=str)
+        return _ENCODER.encode(document)
 
 
 class TextFormatter(logging.Formatter):

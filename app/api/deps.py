@@ -88,10 +88,15 @@ async def get_keys(request: Request) -> KeyService:
     return services.keys
 
 
-async def get_caller(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Caller:
+def caller_of(request: Request, principal: Principal) -> Caller:
     """Who is asking, for the audit trail: the authenticated caller, its sites, and the request's id."""
     request_id = request.scope.get("state", {}).get("request_id")
     return Caller(principal.name, request_id, principal.sites)
+
+
+async def get_caller(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Caller:
+    """Who is asking, for the audit trail: the authenticated caller, its sites, and the request's id."""
+    return caller_of(request, principal)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

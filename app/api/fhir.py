@@ -20,7 +20,7 @@ from app.api.exact_json import JSON_MEDIA_TYPE
 from app.interop.fhir import FHIR_JSON_MEDIA_TYPE
 from app.interop.fhir_decision import decision_bundle
 from app.interop.fhir_release import R4B, R5, Release
-from app.service.assessments import RecordedAssessment
+from app.service.recorded_assessments import RecordedAssessment
 
 _QUALITY = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 

@@ -138,6 +138,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_ScrapeTimeCollector(self))
+        self._answers: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
+        """Each (method, route, status)'s labelled series, looked up once rather than on every answer."""
 
     def authentication_failed(self, reason: str) -> None:
         """Count a request whose credentials were missing or not accepted; ``reason`` is a short code."""
@@ -154,8 +156,16 @@ class Metrics:
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """Time and count an answered request; ``route`` is its template (never the path)."""
         method = method if method in METHODS else OTHER
-        self.request_seconds.labels(method=method, route=route).observe(seconds)
-        self.responses.labels(method=method, route=route, status=str(status)).inc()
+        series = self._answers.get((method, route, status))
+        if series is None:  # as many as the labels have values: methods, route templates, statuses
+            series = (
+                self.request_seconds.labels(method=method, route=route),
+                self.responses.labels(method=method, route=route, status=str(status)),
+            )
+            self._answers[method, route, status] = series
+        duration, answers = series
+        duration.observe(seconds)
+        answers.inc()
 
     def audit_transaction(self, *, committed: bool, seconds: float) -> None:
         outcome = "committed" if committed else "failed"

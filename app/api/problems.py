@@ -46,7 +46,7 @@ from app.domain.classifiers.lifecycle import LifecycleRefused
 from app.domain.errors import InvalidInput
 from app.interop.redcap import InvalidRecord
 from app.service.access import KeyNameTaken, KeyRevoked
-from app.service.assessments import InvalidCursor, ReplayUnavailable
+from app.service.assessments import ReplayUnavailable
 from app.service.audit import ChainBroken
 from app.service.checkpoints import InvalidCheckpoint
 from app.service.classifiers import UnknownVersion
@@ -61,6 +61,7 @@ from app.service.errors import (
     Unauthenticated,
 )
 from app.service.oidc import IssuerUnavailable
+from app.service.recorded_assessments import InvalidCursor
 from app.service.redcap import SourceNotAccepted, UpstreamUnavailable
 
 __all__ = [

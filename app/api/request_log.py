@@ -55,7 +55,8 @@ class RequestLogMiddleware:
             return
         supplied = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
         request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex.encode()
-        scope.setdefault("state", {})["request_id"] = request_id.decode()  # the audit trail records it
+        request_id_text = request_id.decode()
+        scope.setdefault("state", {})["request_id"] = request_id_text  # the audit trail records it
         started = time.perf_counter()
         status = 0
 
@@ -66,7 +67,7 @@ class RequestLogMiddleware:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
-        with request_context(request_id.decode()):
+        with request_context(request_id_text):
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as error:
@@ -74,14 +75,14 @@ class RequestLogMiddleware:
                     "unexpected %s at %s request_id=%s",
                     type(error).__name__,
                     code_location(error),
-                    request_id.decode(),
+                    request_id_text,
                 )
                 if status == 0:
                     await internal_error()(scope, receive, send_with_id)
                 else:
                     status = 500
             finally:
-                self._finished(scope, status, time.perf_counter() - started, request_id.decode())
+                self._finished(scope, status, time.perf_counter() - started, request_id_text)
 
     def _finished(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         method: str = scope["method"]

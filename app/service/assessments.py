@@ -25,7 +25,6 @@ from app.service.errors import Forbidden
 from app.service.pending_decisions import Claim, Correction, Pending, Written
 from app.service.recorded_assessments import (
     Change,
-    InvalidCursor,
     Page,
     RecordedAssessment,
     Replay,
@@ -36,21 +35,6 @@ from app.service.recorded_assessments import (
 from app.store.classifier_repositories import NewShadowDecision
 from app.store.repositories import NewAssessment
 from app.store.unit_of_work import UnitOfWork
-
-# InvalidCursor and RecordedAssessment are re-exported: the API imports them from here.
-__all__ = [
-    "YIELD_EVERY",
-    "AssessmentService",
-    "Caller",
-    "DecisionRequest",
-    "InvalidCursor",
-    "Outcome",
-    "Prepared",
-    "RawRequest",
-    "RecordedAssessment",
-    "ReplayUnavailable",
-    "fingerprint",
-]
 
 YIELD_EVERY = 50
 """How many requests ``prepare_many`` decides between two turns of the event loop."""

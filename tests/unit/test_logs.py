@@ -85,6 +85,17 @@ def test_a_json_line_stays_one_line_whatever_the_message_holds() -> None:
     assert "RuntimeError" in document["exception"]
 
 
+def test_a_json_line_is_written_as_json_dumps_writes_it() -> None:
+    made = record("caf\u00e9 %s", "\u2028", request_id="req-1", status=201, duration_ms=2.5, caller=object())
+
+    line = JsonFormatter().format(made)
+
+    document = json.loads(line)
+    assert line == json.dumps(document, default=str)  # the separators, and ASCII only
+    assert line.isascii()
+    assert document["caller"].startswith("<object object at ")  # what is no JSON type, as str() gives it
+
+
 def test_text_names_the_request_unless_the_message_does() -> None:
     formatter = TextFormatter()
 

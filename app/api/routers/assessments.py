@@ -1,12 +1,13 @@
 """Decisions: create one, read one, list a subject's, replay one."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 
-from app.api.auth import Assessor, Reader
-from app.api.deps import CallerDep, get_assessments
+from app.api.auth import Reader, admitted
+from app.api.deps import caller_of, get_assessments
 from app.api.exact_json import ExactJSONRoute, require_json_if_body
 from app.api.fhir import FHIR_CONTENT, fhir_decision, fhir_release, prefers_fhir
 from app.api.intake import PLAIN_JSON, Intake
@@ -31,8 +32,9 @@ from app.api.schemas.assessments import (
     ReplayOut,
 )
 from app.api.schemas.common import IDENTIFIER_PATTERN
+from app.domain.access import Scope
 from app.domain.errors import InvalidInput
-from app.service.assessments import AssessmentService, RawRequest
+from app.service.assessments import AssessmentService, Caller, RawRequest
 from app.settings import DEFAULT_FHIR_SUBJECT_SYSTEM
 
 CLASSIFIER_HEADER = "Classifier-Version"
@@ -52,6 +54,25 @@ def intake(fhir: FhirForms) -> Intake:
 
 DOCUMENTED_INTAKE = intake(fhir_forms(DEFAULT_FHIR_SUBJECT_SYSTEM))
 """The forms as the OpenAPI document shows them (their schemas do not depend on the settings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deciding:
+    """What deciding on a result takes besides the request: the service, the caller, the accepted forms."""
+
+    service: AssessmentService
+    caller: Caller
+    """Holds the assess scope."""
+    intake: Intake
+
+
+async def get_deciding(request: Request, service: Service) -> Deciding:
+    """All of ``Deciding`` from one dependency: FastAPI solves each dependency of a route anew on every
+    request, which on this, the busiest route, cost as much as reading and deciding the result. The caller
+    is checked here (``admitted``, as ``Assessor`` would); the bearer scheme the OpenAPI document shows
+    comes from ``requires(None)``, which ``create_app`` puts on every protected router."""
+    principal = admitted(request, Scope.ASSESS)
+    return Deciding(service, caller_of(request, principal), intake(await get_fhir_forms(request)))
 
 
 @router.post(
@@ -90,10 +111,7 @@ DOCUMENTED_INTAKE = intake(fhir_forms(DEFAULT_FHIR_SUBJECT_SYSTEM))
 async def create_assessment(
     request: Request,
     response: Response,
-    service: Service,
-    _: Assessor,
-    caller: CallerDep,
-    fhir: Annotated[FhirForms, Depends(get_fhir_forms)],
+    deciding: Annotated[Deciding, Depends(get_deciding)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -107,14 +125,13 @@ async def create_assessment(
     ] = None,
 ) -> AssessmentOut | Response:
     """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
-    forms = intake(fhir)
-    form = forms.form_of(request)
+    form = deciding.intake.form_of(request)
     body = await request.body()
-    submission = forms.read(form, body)
+    submission = deciding.intake.read(form, body)
     raw = RawRequest(body=body, media_type=form.media_type)
     key = None if idempotency_key is None else idempotency_key.strip('"')
     try:
-        outcome = await service.decide(submission, raw, caller, key)
+        outcome = await deciding.service.decide(submission, raw, deciding.caller, key)
     except InvalidInput as error:
         raise form.relocate(body, error) from None
     out = AssessmentOut.from_record(outcome.recorded)

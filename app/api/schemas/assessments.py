@@ -19,8 +19,8 @@ from app.domain.il6 import Comparator
 from app.domain.reasons import ReasonCode
 from app.domain.risk import RiskGroup
 from app.domain.specimen import SpecimenType
-from app.service.assessments import RecordedAssessment
 from app.service.documents import Submission
+from app.service.recorded_assessments import RecordedAssessment
 
 CLASSIFIER_PIN = r"^[a-z0-9][a-z0-9-]{0,63}(@\d+\.\d+\.\d+)?$"
 

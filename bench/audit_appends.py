@@ -65,8 +65,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -174,10 +175,70 @@ class StageResult:
     p99_ms: float
     statuses: dict[str, int]
     transport_errors: int
+    cpu: "StageCpu | None" = None
+    """CPU seconds the server and PostgreSQL used during the stage (``with_cpu``), when measured."""
 
     @property
     def appends_per_s(self) -> float:
         return self.created / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def cpu_us_per_ok(self, seconds: float) -> float:
+        return 1e6 * seconds / self.created if self.created else 0.0
+
+
+@dataclass(frozen=True)
+class StageCpu:
+    server_s: float
+    database_s: float
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> dict[int, tuple[int, str, float]]:
+    """Every process: its parent, its name and the CPU seconds it has used (user and system), from /proc."""
+    table: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    return table
+
+
+def cpu_seconds(server_pid: int) -> StageCpu:
+    """CPU seconds used so far by the server process with its workers (its descendants), and by every
+    PostgreSQL process: what a stage costs each side, whatever else the machine runs meanwhile. (A
+    descendant that exited meanwhile is not counted: the servers keep their workers.)"""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    server_s, pending = 0.0, [server_pid] if server_pid in table else []
+    while pending:
+        pid = pending.pop()
+        server_s += table[pid][2]
+        pending += children.get(pid, [])
+    database_s = sum(used for _, name, used in table.values() if name == "postgres")
+    return StageCpu(server_s, database_s)
+
+
+def with_cpu(server_pid: int | None, run: Callable[[], StageResult]) -> StageResult:
+    """``run()``'s result with the CPU the server and PostgreSQL used meanwhile (Linux only)."""
+    if server_pid is None or not Path("/proc/self/stat").exists():
+        return run()
+    before = cpu_seconds(server_pid)
+    result = run()
+    after = cpu_seconds(server_pid)
+    return replace(
+        result,
+        cpu=StageCpu(after.server_s - before.server_s, after.database_s - before.database_s),
+    )
 
 
 def _percentile(sorted_values: list[float], percent: float) -> float:
@@ -513,6 +574,10 @@ def floor_environment() -> dict[str, str]:
     return {**inherited, "PYTHONUNBUFFERED": "1"}
 
 
+SERVER_PIDS: dict[str, int] = {}
+"""The process of each server ``running_server`` started, by its base URL (for ``with_cpu``)."""
+
+
 @contextmanager
 def running_server(
     target: list[str],
@@ -533,6 +598,7 @@ def running_server(
             command, env=environment, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
     base_url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[base_url] = process.pid
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         with httpx.Client(base_url=base_url, timeout=2.0) as client:
@@ -652,14 +718,23 @@ def _other(result: StageResult, success: str = "201") -> dict[str, int]:
 
 
 def _stage_line(label: str, result: StageResult, success: str = "201") -> str:
+    cpu = f"{'-':>9} {'-':>8}"
+    if result.cpu is not None:
+        server, database = (result.cpu_us_per_ok(s) for s in (result.cpu.server_s, result.cpu.database_s))
+        cpu = f"{server:>9.0f} {database:>8.0f}"
     return (
         f"{label:<7} {result.concurrency:>5} {result.appends_per_s:>9.1f} {result.p50_ms:>8.1f} "
-        f"{result.p99_ms:>8.1f} {result.created:>7}  {_other(result, success) or '-'}"
+        f"{result.p99_ms:>8.1f} {result.created:>7} {cpu}  {_other(result, success) or '-'}"
     )
 
 
-STAGE_HEADER = f"{'server':<7} {'conns':>5} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7}  other"
-"""ok: answers with the server's success status (201 for the service and the floors, 200 for MLflow)."""
+STAGE_HEADER = (
+    f"{'server':<7} {'conns':>5} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7} {'srv µs/ok':>9} "
+    f"{'db µs/ok':>8}  other"
+)
+"""ok: answers with the server's success status (201 for the service and the floors, 200 for MLflow);
+srv µs/ok, db µs/ok: CPU the server (all its processes) and PostgreSQL (all its processes) used per ok
+answer during the stage, which other load on the machine does not inflate as it does the throughput."""
 
 
 def comparison_table(service: list[StageResult], floor: list[StageResult]) -> list[str]:
@@ -755,7 +830,9 @@ def main() -> int:
         warm = stage(url, args.concurrency[0], args.warmup, scratch, api_key) if args.warmup > 0 else None
         measured: list[StageResult] = []
         for concurrency in args.concurrency:
-            result = stage(url, concurrency, args.duration, scratch, api_key)
+            result = with_cpu(
+                SERVER_PIDS.get(url), partial(stage, url, concurrency, args.duration, scratch, api_key)
+            )
             measured.append(result)
             print(_stage_line(label, result), flush=True)
         return warm, measured

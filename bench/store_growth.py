@@ -123,12 +123,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import audit_appends
 import psycopg
 from audit_appends import (  # this directory's (scripts run from it)
+    SERVER_PIDS,
     SERVICE_APP,
     SERVICE_LOGIN,
     SERVICE_LOGIN_SQL,
@@ -145,6 +147,7 @@ from audit_appends import (  # this directory's (scripts run from it)
     server_facts,
     service_environment,
     settled_row_count,
+    with_cpu,
 )
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
@@ -847,7 +850,12 @@ class Bench:
                     )
                 measured = []
                 for concurrency in self.concurrency:
-                    result = run_wrk(self.wrk, base, concurrency, self.duration_s, self.state, self.api_key)
+                    result = with_cpu(
+                        SERVER_PIDS.get(base),
+                        partial(
+                            run_wrk, self.wrk, base, concurrency, self.duration_s, self.state, self.api_key
+                        ),
+                    )
                     measured.append(result)
                     print(_stage_line(label, result), flush=True)
         except RuntimeError:

@@ -47,9 +47,11 @@ class _DocumentLoader(Loader):
     beyond a double's range, nesting deeper than 1024).
 
     orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact. No
-    record can hold one: RFC 8785, over which every record was hashed, writes integers within 2**53 only.
-    An integer put there afterwards reads as a float, which serialises unlike anything that was hashed, so
-    the record fails its hash check as it would have with the standard library.
+    record was hashed with one: RFC 8785 writes integers within 2**53 only, and the documents the service
+    writes hold no numbers at all (values are decimal text, ``app.service.documents``). So such an integer
+    was put there afterwards, where the hashed bytes held no number; the float it reads as cannot
+    serialise as what was hashed, and the record fails its hash check as with the standard library
+    (tests/integration/test_audit_chain.py edits one in).
     """
 
     def load(self, data: Buffer) -> Any:

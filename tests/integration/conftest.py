@@ -12,12 +12,13 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, create_engine, make_url, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import ALL_SITES, Scope, key_id_of
 from app.main import create_app
 from app.service.access import KeyService
 from app.settings import Environment, Settings
-from app.store.database import configure_sqlite, database_urls
+from app.store.database import configure_sqlite, create_engine_for, create_session_factory, database_urls
 from app.store.migrations import upgrade
 from app.store.models import Assessment
 from tests.conftest import POSTGRES_ADMIN_URL
@@ -78,6 +79,15 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def database_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Session factories on the test's database, as the service opens them (no app around them)."""
+    settings = Settings(database_url=SecretStr(database_url), environment=Environment.TEST)
+    engine = create_engine_for(settings)
+    yield create_session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

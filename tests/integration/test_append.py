@@ -5,21 +5,18 @@ and the store's refusals surface as an INSERT's would."""
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.audit import ChainVerifier, record_hash, to_record
-from app.settings import Environment, Settings
 from app.store.copy_append import CopyWriter
-from app.store.database import create_engine_for, create_session_factory
 from app.store.models import Assessment
 from app.store.repositories import AppendConflict, NewAssessment
 from app.store.unit_of_work import UnitOfWork, WriteRefused
@@ -51,14 +48,6 @@ def database_url(own_database: str) -> str:
     """A database of each test's own (on each backend): the records appended here are made up, their
     documents no decision's, and other tests read every record of the shared one."""
     return own_database
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    settings = Settings(database_url=SecretStr(database_url), environment=Environment.TEST)
-    engine = create_engine_for(settings)
-    yield create_session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

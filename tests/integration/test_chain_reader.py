@@ -1,18 +1,15 @@
 """ChainReader.entries: the records verification checks, read on PostgreSQL through psycopg with loaders
 of its own, must be the very records the repository's rows make (``to_record``), on each backend."""
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.audit import to_record
-from app.settings import Environment, Settings
 from app.store.chain_reader import ChainEntry
-from app.store.database import create_engine_for, create_session_factory
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 from tests.integration.test_append import append, new_assessment
 
@@ -20,14 +17,6 @@ from tests.integration.test_append import append, new_assessment
 @pytest.fixture
 def database_url(own_database: str) -> str:
     return own_database
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    settings = Settings(database_url=SecretStr(database_url), environment=Environment.TEST)
-    engine = create_engine_for(settings)
-    yield create_session_factory(engine)
-    await engine.dispose()
 
 
 async def entries(

@@ -38,8 +38,8 @@ from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
-"""The most decisions one transaction appends (well under PostgreSQL's 1664 columns a select may have,
-which the idempotency locks of a batch take)."""
+"""The most decisions one transaction appends: it bounds how long one transaction holds the chain's turn
+(and the bound parameters of its key checks, two per key, stay far below PostgreSQL's 65535)."""
 
 
 class _NextBatch:

@@ -8,9 +8,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
+    Integer,
     Row,
     RowMapping,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -19,9 +22,10 @@ from sqlalchemy import (
     true,
     tuple_,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, configure_mappers
+from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
@@ -75,6 +79,7 @@ _HEAD = select(
     utcnow().label("now"), _HEAD_SUBQUERY.c.seq, _HEAD_SUBQUERY.c.hash, _HEAD_SUBQUERY.c.recorded_at
 ).select_from(select(literal(1).label("one")).subquery().outerjoin(_HEAD_SUBQUERY, true()))
 """The database's clock and the chain head, in one round trip; the head's columns are NULL when empty."""
+_LOCK_CHAIN = select(func.pg_advisory_xact_lock(CHAIN_LOCK))
 _SUCCESSOR = aliased(Assessment)
 _WITH_SUCCESSOR = select(Assessment, _SUCCESSOR.id).outerjoin(
     _SUCCESSOR, _SUCCESSOR.supersedes == Assessment.id
@@ -95,19 +100,25 @@ def _stored(row: Row[Assessment, uuid.UUID]) -> StoredAssessment:
 class AssessmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self._chain_locked_in: SessionTransaction | None = None
 
     @property
     def _on_postgresql(self) -> bool:
         return self._session.get_bind().dialect.name == "postgresql"
 
     async def lock_chain(self) -> None:
-        """Take the chain's turn now, until commit (taking it again in the same transaction does not wait).
+        """Take the chain's turn now, until commit; asked once per transaction, held from then on.
 
         Taken early by a correction, so that checking the decision it supersedes and appending happen in
         one turn; SQLite's IMMEDIATE transaction already holds the database's write lock.
         """
-        if self._on_postgresql:
-            await self._session.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
+        if not self._on_postgresql:
+            return
+        transaction = self._session.sync_session.get_transaction()
+        if transaction is not None and transaction is self._chain_locked_in:
+            return  # held already: asking again would cost a round trip and change nothing
+        await self._session.execute(_LOCK_CHAIN)
+        self._chain_locked_in = self._session.sync_session.get_transaction()
 
     async def append(self, news: Sequence[NewAssessment]) -> list[Assessment]:
         """Link decisions to the chain head in order and insert them, stamped by the database clock.
@@ -227,6 +238,33 @@ def _key_lock(client_id: str, key: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyBinding:
+    """What a (client, key) pair is bound to: the first request's fingerprint and the decision it made."""
+
+    fingerprint: str
+    assessment_id: uuid.UUID
+    created_at: datetime
+
+
+# Each statement is built once, with the same text for any number of keys: SQLAlchemy compiles it once, and
+# PostgreSQL may prepare it, instead of a new statement per batch size (and per key, for the locks).
+_KEYS = cast(Table, IdempotencyKey.__table__)
+_LOCK_KEY_ROWS = (
+    func.unnest(sql_cast(bindparam("lock_keys"), ARRAY(Integer)))
+    .table_valued("lock_key", with_ordinality="position")
+    .render_derived(name="claimed")
+)
+_TRY_LOCK_KEYS = select(
+    func.pg_try_advisory_xact_lock(literal(IDEMPOTENCY_LOCK_SPACE, Integer), _LOCK_KEY_ROWS.c.lock_key)
+).order_by(_LOCK_KEY_ROWS.c.position)
+"""One row per key, in the order given: whether this transaction now holds that key's lock."""
+_BINDINGS = select(
+    _KEYS.c.client_id, _KEYS.c.key, _KEYS.c.fingerprint, _KEYS.c.assessment_id, _KEYS.c.created_at
+).where(tuple_(_KEYS.c.client_id, _KEYS.c.key).in_(bindparam("refs", expanding=True)))
+_BIND = insert(_KEYS).values(created_at=utcnow())
+
+
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -239,19 +277,18 @@ class IdempotencyRepository:
         """
         if not keys or self._session.get_bind().dialect.name != "postgresql":
             return [True] * len(keys)
-        statement = select(
-            *(func.pg_try_advisory_xact_lock(IDEMPOTENCY_LOCK_SPACE, _key_lock(*key)) for key in keys)
-        )
-        return [bool(held) for held in (await self._session.execute(statement)).one()]
+        held = await self._session.scalars(_TRY_LOCK_KEYS, {"lock_keys": [_key_lock(*key) for key in keys]})
+        return [bool(one) for one in held]
 
-    async def get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], IdempotencyKey]:
+    async def get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], KeyBinding]:
         """The bindings of those (client, key) pairs that have one."""
         if not keys:
             return {}
-        statement = select(IdempotencyKey).where(
-            tuple_(IdempotencyKey.client_id, IdempotencyKey.key).in_(list(keys))
-        )
-        return {(bound.client_id, bound.key): bound for bound in await self._session.scalars(statement)}
+        rows = await self._session.execute(_BINDINGS, {"refs": list(keys)})
+        return {
+            (client_id, key): KeyBinding(fingerprint, assessment_id, created_at)
+            for client_id, key, fingerprint, assessment_id, created_at in rows
+        }
 
     async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
         if keys:
@@ -267,7 +304,7 @@ class IdempotencyRepository:
                 {"client_id": client_id, "key": key, "fingerprint": fingerprint, "assessment_id": decision}
                 for client_id, key, fingerprint, decision in bindings
             ]
-            await self._session.execute(insert(IdempotencyKey).values(created_at=utcnow()), rows)
+            await self._session.execute(_BIND, rows)
 
 
 class ApiKeyRepository:

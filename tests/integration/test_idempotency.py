@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store.models import IdempotencyKey
 from app.store.repositories import IDEMPOTENCY_LOCK_SPACE, _key_lock
+from app.store.unit_of_work import UnitOfWork
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import caller_of, count_rows, key_headers
 
@@ -406,3 +408,48 @@ async def test_a_refused_request_does_not_bind_its_key(client: httpx.AsyncClient
     assert accepted.status_code == 201, accepted.text
     assert "idempotent-replayed" not in accepted.headers
     assert count_rows(db, subject) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_each_key_of_a_batch_is_told_apart_when_one_is_held_elsewhere(
+    sessions: async_sessionmaker[AsyncSession], db: Engine
+) -> None:
+    """The writer claims every key of a batch in one statement and matches the answers to the keys by
+    position: the one key another transaction holds must be the one refused, wherever it stands."""
+    keys = [("client-a", new_key()) for _ in range(5)]
+    held = keys[1]
+    lock = {"space": IDEMPOTENCY_LOCK_SPACE, "key": _key_lock(*held)}
+    with db.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:space, :key)"), lock)
+        try:
+            async with UnitOfWork(sessions) as uow:
+                claimed = await uow.idempotency.try_lock(keys)
+                again = await uow.idempotency.try_lock(list(reversed(keys)))
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(:space, :key)"), lock)
+            holder.commit()
+
+    assert claimed == [key != held for key in keys]
+    assert again == [key != held for key in reversed(keys)]  # held by this transaction now: still True
+
+
+async def test_the_bindings_read_are_those_of_the_keys_asked_for(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    caller = await new_client(client)
+    bound = {}
+    for _ in range(3):
+        key = new_key()
+        response = await post(client, assessment_body(), key=key, client_id=caller)
+        assert response.status_code == 201, response.text
+        bound[key] = uuid.UUID(response.json()["id"])
+    asked = [(caller.name, key) for key in bound] + [
+        (caller.name, new_key()),
+        ("another-client", next(iter(bound))),
+    ]
+
+    async with UnitOfWork(sessions) as uow:
+        bindings = await uow.idempotency.get(asked)
+
+    assert {key: binding.assessment_id for (_, key), binding in bindings.items()} == bound
+    assert set(bindings) == set(asked[:3])

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.api.problem_types import (
     ALREADY_SUPERSEDED,
@@ -346,6 +347,19 @@ async def handled(request: Request, error: Exception) -> Response | None:
     return answer
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a request whose client went away before it was answered; never sent, only logged."""
+
+
+async def _client_disconnected(request: Request, _: Exception) -> Response:
+    """The client went away while its request was being read: nothing was decided or recorded, and nobody
+    is left to answer. It is the client's doing, so it is logged and counted as such, not as a server
+    error (which would page whoever watches the 5xx rate each time a caller times out)."""
+    state = request.scope.get("state", {})
+    logger.info("client disconnected before its request was read request_id=%s", state.get("request_id", "-"))
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def internal_error() -> ProblemResponse:
     """The answer to an unexpected error: nothing about it leaves the service."""
     return problem_response(INTERNAL)
@@ -354,6 +368,7 @@ def internal_error() -> ProblemResponse:
 def install(app: FastAPI) -> None:
     """Register every handler: the one place domain and framework errors become HTTP statuses."""
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.add_exception_handler(InvalidRecord, _invalid_record)

@@ -8,7 +8,7 @@ request log names the authenticated caller.
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -123,7 +123,21 @@ def requires(scope: Scope | None) -> Callable[..., Awaitable[Principal]]:
         return admitted(request, scope)
 
     dependency.__name__ = f"requires_{scope or 'any'}"
+    _ADMISSION_SCOPES[dependency] = scope
     return dependency
+
+
+_ADMISSION_SCOPES: dict[Callable[..., Awaitable[Principal]], Scope | None] = {}
+"""Each dependency ``requires`` made, and the scope it admits callers by."""
+
+
+def admission_check(dependency: Callable[..., Any]) -> Callable[[Request], Principal] | None:
+    """What a dependency made by ``requires`` does, as a plain call on the request (for a route that runs
+    its dependencies without FastAPI: ``DirectRoute``); None for any other dependency."""
+    if dependency not in _ADMISSION_SCOPES:
+        return None
+    scope = _ADMISSION_SCOPES[dependency]
+    return lambda request: admitted(request, scope)
 
 
 def requires_every_site(scope: Scope) -> Callable[..., Awaitable[Principal]]:

@@ -1,17 +1,18 @@
 """Decisions: create one, read one, list a subject's, replay one."""
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from pydantic import TypeAdapter
 
 from app.api.auth import Reader, admitted
-from app.api.deps import caller_of, get_assessments
+from app.api.deps import Services, caller_of, get_assessments
+from app.api.direct_route import DirectRoute
 from app.api.exact_json import ExactJSONRoute, require_json_if_body
 from app.api.fhir import FHIR_CONTENT, fhir_decision, fhir_release, prefers_fhir
 from app.api.intake import PLAIN_JSON, Intake
-from app.api.intake_fhir import FhirForms, fhir_forms, get_fhir_forms
+from app.api.intake_fhir import FhirForms, fhir_forms
 from app.api.intake_sdtm import SDTM_LB
 from app.api.problems import (
     NOT_FOUND,
@@ -34,7 +35,7 @@ from app.api.schemas.assessments import (
 from app.api.schemas.common import IDENTIFIER_PATTERN
 from app.domain.access import Scope
 from app.domain.errors import InvalidInput
-from app.service.assessments import AssessmentService, Caller, RawRequest
+from app.service.assessments import AssessmentService, RawRequest
 from app.settings import DEFAULT_FHIR_SUBJECT_SYSTEM
 
 CLASSIFIER_HEADER = "Classifier-Version"
@@ -56,27 +57,56 @@ DOCUMENTED_INTAKE = intake(fhir_forms(DEFAULT_FHIR_SUBJECT_SYSTEM))
 """The forms as the OpenAPI document shows them (their schemas do not depend on the settings)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Deciding:
-    """What deciding on a result takes besides the request: the service, the caller, the accepted forms."""
-
-    service: AssessmentService
-    caller: Caller
-    """Holds the assess scope."""
-    intake: Intake
+_ASSESSMENT_JSON = TypeAdapter(AssessmentOut)
+"""How the answer is written: as FastAPI writes a route's ``response_model``."""
 
 
-async def get_deciding(request: Request, service: Service) -> Deciding:
-    """All of ``Deciding`` from one dependency: FastAPI solves each dependency of a route anew on every
-    request, which on this, the busiest route, cost as much as reading and deciding the result. The caller
-    is checked here (``admitted``, as ``Assessor`` would); the bearer scheme the OpenAPI document shows
-    comes from ``requires(None)``, which ``create_app`` puts on every protected router."""
+async def create_assessment(
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="A unique key per logical request (a UUID, say), optionally quoted as the IETF "
+            "draft's sf-string. A retry with the same key and body returns the first decision and "
+            "records nothing; the same key with a different body is 422; while the first request is "
+            "still running, 409. Keys are per client and kept at least 24 hours.",
+        ),
+    ] = None,
+) -> Response:
+    """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
     principal = admitted(request, Scope.ASSESS)
-    return Deciding(service, caller_of(request, principal), intake(await get_fhir_forms(request)))
+    services: Services = request.app.state.services
+    forms = intake(request.app.state.fhir_forms)
+    form = forms.form_of(request)
+    body = await request.body()
+    submission = forms.read(form, body)
+    raw = RawRequest(body=body, media_type=form.media_type)
+    key = None if idempotency_key is None else idempotency_key.strip('"')
+    try:
+        outcome = await services.assessments.decide(submission, raw, caller_of(request, principal), key)
+    except InvalidInput as error:
+        raise form.relocate(body, error) from None
+    out = AssessmentOut.from_record(outcome.recorded)
+    headers = {"Location": f"/v1/assessments/{out.id}", CLASSIFIER_HEADER: _classifier_of(out)}
+    if outcome.replayed:
+        headers[REPLAYED_HEADER] = "true"
+    accept = request.headers.get("accept")
+    if prefers_fhir(accept):
+        return fhir_decision(outcome.recorded, 201, headers, fhir_release(accept))
+    return Response(
+        _ASSESSMENT_JSON.dump_json(out, by_alias=True), 201, headers, media_type="application/json"
+    )
 
 
-@router.post(
+# Routed directly (app/api/direct_route.py): the busiest route, where solving its parameters and writing its
+# answer through FastAPI cost as much as deciding it. Documented as any route.
+router.add_api_route(
     "/assessments",
+    create_assessment,
+    methods=["POST"],
+    route_class_override=DirectRoute,
     status_code=201,
     response_model=AssessmentOut,
     openapi_extra={"requestBody": DOCUMENTED_INTAKE.openapi_request_body()},
@@ -108,45 +138,14 @@ async def get_deciding(request: Request, service: Service) -> Deciding:
         ),
     },
 )
-async def create_assessment(
-    request: Request,
-    response: Response,
-    deciding: Annotated[Deciding, Depends(get_deciding)],
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=IDEMPOTENCY_HEADER,
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="A unique key per logical request (a UUID, say), optionally quoted as the IETF "
-            "draft's sf-string. A retry with the same key and body returns the first decision and "
-            "records nothing; the same key with a different body is 422; while the first request is "
-            "still running, 409. Keys are per client and kept at least 24 hours.",
-        ),
-    ] = None,
-) -> AssessmentOut | Response:
-    """Decide eligibility and risk group for a serum IL6 result, and record the decision before answering."""
-    form = deciding.intake.form_of(request)
-    body = await request.body()
-    submission = deciding.intake.read(form, body)
-    raw = RawRequest(body=body, media_type=form.media_type)
-    key = None if idempotency_key is None else idempotency_key.strip('"')
-    try:
-        outcome = await deciding.service.decide(submission, raw, deciding.caller, key)
-    except InvalidInput as error:
-        raise form.relocate(body, error) from None
-    out = AssessmentOut.from_record(outcome.recorded)
-    response.headers["Location"] = f"/v1/assessments/{out.id}"
-    if outcome.replayed:
-        response.headers[REPLAYED_HEADER] = "true"
-    _name_classifier(response, out)
-    accept = request.headers.get("accept")
-    if prefers_fhir(accept):
-        return fhir_decision(outcome.recorded, 201, dict(response.headers), fhir_release(accept))
-    return out
+
+
+def _classifier_of(out: AssessmentOut) -> str:
+    return f"{out.classifier.name}@{out.classifier.version}"
 
 
 def _name_classifier(response: Response, out: AssessmentOut) -> None:
-    response.headers[CLASSIFIER_HEADER] = f"{out.classifier.name}@{out.classifier.version}"
+    response.headers[CLASSIFIER_HEADER] = _classifier_of(out)
 
 
 @router.get(

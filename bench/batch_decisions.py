@@ -43,7 +43,7 @@ MAX_ITEMS = 100_000
 """The most items a batch may hold (IL6_BATCH_MAX_ITEMS at most)."""
 
 
-async def run(database_url: str, sizes: list[int], state: Path) -> int:
+async def run(database_url: str, sizes: list[int], state: Path, *, with_keys: bool = False) -> int:
     settings = Settings(
         database_url=SecretStr(database_url),
         environment=Environment.TEST,
@@ -70,10 +70,11 @@ async def run(database_url: str, sizes: list[int], state: Path) -> int:
             body = "\n".join(
                 json.dumps({"subject_id": f"BENCH-{uuid.uuid4().hex[:16]}", **ITEM}) for _ in range(size)
             )
+            headers = {"Content-Type": "application/x-ndjson"}
+            if with_keys:  # each item is then bound to '<key>:<index>', checked and recorded with it
+                headers["Idempotency-Key"] = f"bench-{uuid.uuid4().hex}"
             started = time.perf_counter()
-            response = await client.post(
-                "/v1/assessments/batch", content=body, headers={"Content-Type": "application/x-ndjson"}
-            )
+            response = await client.post("/v1/assessments/batch", content=body, headers=headers)
             elapsed = time.perf_counter() - started
             created = int(response.json()["created"]) if response.status_code == 200 else 0
             created_total += created
@@ -88,6 +89,11 @@ async def run(database_url: str, sizes: list[int], state: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument(
+        "--with-keys",
+        action="store_true",
+        help="Send each batch with an Idempotency-Key, as an upload that may be retried would.",
+    )
     args = parser.parse_args()
     if any(not 0 < size <= MAX_ITEMS for size in args.items):
         parser.error(f"each batch holds 1 to {MAX_ITEMS} items")
@@ -98,7 +104,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="il6-bench-batch-") as state,
     ):
         upgrade(database_url)
-        return asyncio.run(run(database_url, args.items, Path(state)))
+        return asyncio.run(run(database_url, args.items, Path(state), with_keys=args.with_keys))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from sqlalchemy import (
     Integer,
     Row,
     RowMapping,
+    String,
     Table,
+    and_,
     bindparam,
     delete,
     func,
@@ -259,9 +261,33 @@ _TRY_LOCK_KEYS = select(
     func.pg_try_advisory_xact_lock(literal(IDEMPOTENCY_LOCK_SPACE, Integer), _LOCK_KEY_ROWS.c.lock_key)
 ).order_by(_LOCK_KEY_ROWS.c.position)
 """One row per key, in the order given: whether this transaction now holds that key's lock."""
-_BINDINGS = select(
-    _KEYS.c.client_id, _KEYS.c.key, _KEYS.c.fingerprint, _KEYS.c.assessment_id, _KEYS.c.created_at
-).where(tuple_(_KEYS.c.client_id, _KEYS.c.key).in_(bindparam("refs", expanding=True)))
+_BINDING_COLUMNS = (
+    _KEYS.c.client_id,
+    _KEYS.c.key,
+    _KEYS.c.fingerprint,
+    _KEYS.c.assessment_id,
+    _KEYS.c.created_at,
+)
+_WANTED = (
+    func.unnest(sql_cast(bindparam("client_ids"), ARRAY(String)), sql_cast(bindparam("keys"), ARRAY(String)))
+    .table_valued("client_id", "key")
+    .render_derived(name="wanted")
+)
+_BINDINGS = select(*_BINDING_COLUMNS).join(
+    _WANTED, and_(_KEYS.c.client_id == _WANTED.c.client_id, _KEYS.c.key == _WANTED.c.key)
+)
+"""On PostgreSQL: one primary-key lookup per (client, key). As ``(client_id, key) IN (...)``, a list of more
+than a few dozen pairs from one client was planned as a scan of all that client's keys, which grows with the
+store (a batch of 250 took 235 ms among 82,000 keys, against 1 ms here)."""
+_BINDINGS_IN = select(*_BINDING_COLUMNS).where(
+    tuple_(_KEYS.c.client_id, _KEYS.c.key).in_(bindparam("refs", expanding=True))
+)
+"""On SQLite, which has no arrays to join."""
+_FORGET = delete(_KEYS).where(_KEYS.c.client_id == _WANTED.c.client_id, _KEYS.c.key == _WANTED.c.key)
+_FORGET_IN = delete(_KEYS).where(
+    tuple_(_KEYS.c.client_id, _KEYS.c.key).in_(bindparam("refs", expanding=True))
+)
+"""As ``_BINDINGS`` and ``_BINDINGS_IN``: the keys given, and only them."""
 _BIND = insert(_KEYS).values(created_at=utcnow())
 
 
@@ -284,18 +310,24 @@ class IdempotencyRepository:
         """The bindings of those (client, key) pairs that have one."""
         if not keys:
             return {}
-        rows = await self._session.execute(_BINDINGS, {"refs": list(keys)})
+        if self._session.get_bind().dialect.name == "postgresql":
+            client_ids, names = zip(*keys, strict=True)
+            rows = await self._session.execute(_BINDINGS, {"client_ids": list(client_ids), "keys": list(names)})
+        else:
+            rows = await self._session.execute(_BINDINGS_IN, {"refs": list(keys)})
         return {
             (client_id, key): KeyBinding(fingerprint, assessment_id, created_at)
             for client_id, key, fingerprint, assessment_id, created_at in rows
         }
 
     async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
-        if keys:
-            statement = delete(IdempotencyKey).where(
-                tuple_(IdempotencyKey.client_id, IdempotencyKey.key).in_(list(keys))
-            )
-            await self._session.execute(statement)
+        if not keys:
+            return
+        if self._session.get_bind().dialect.name == "postgresql":
+            client_ids, names = zip(*keys, strict=True)
+            await self._session.execute(_FORGET, {"client_ids": list(client_ids), "keys": list(names)})
+        else:
+            await self._session.execute(_FORGET_IN, {"refs": list(keys)})
 
     async def add(self, bindings: Sequence[tuple[str, str, str, uuid.UUID]]) -> None:
         """Bind each (client, key) to its request's fingerprint and its decision."""

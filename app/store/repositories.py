@@ -312,7 +312,9 @@ class IdempotencyRepository:
             return {}
         if self._session.get_bind().dialect.name == "postgresql":
             client_ids, names = zip(*keys, strict=True)
-            rows = await self._session.execute(_BINDINGS, {"client_ids": list(client_ids), "keys": list(names)})
+            rows = await self._session.execute(
+                _BINDINGS, {"client_ids": list(client_ids), "keys": list(names)}
+            )
         else:
             rows = await self._session.execute(_BINDINGS_IN, {"refs": list(keys)})
         return {

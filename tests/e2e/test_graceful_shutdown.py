@@ -153,12 +153,19 @@ async def _client(base_url: str, headers: dict[str, str], run: Run, stop: asynci
 
 
 async def _refused(base_url: str) -> bool:
-    """A new connection is refused (what a caller sees from a server that no longer accepts)."""
+    """A new connection is refused (what a caller sees from a server that no longer accepts).
+
+    A probe that connects in the instant the listener closes can be taken from the backlog and then closed
+    unanswered, as the shutdown closes every connection with no request under way: that is not yet a
+    refusal, and the next probe finds out.
+    """
     async with httpx.AsyncClient(base_url=base_url, timeout=2.0) as probe:
         try:
             await probe.get("/healthz")
         except httpx.ConnectError:
             return True
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            return False
     return False
 
 

@@ -295,13 +295,17 @@ class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    @property
+    def _on_postgresql(self) -> bool:
+        return self._session.get_bind().dialect.name == "postgresql"
+
     async def try_lock(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         """Claim each (client, key) for this transaction, in one round trip; False for a key another
         transaction holds.
 
         On SQLite the transaction already holds the database's single write lock, so no one else can.
         """
-        if not keys or self._session.get_bind().dialect.name != "postgresql":
+        if not keys or not self._on_postgresql:
             return [True] * len(keys)
         held = await self._session.scalars(_TRY_LOCK_KEYS, {"lock_keys": [_key_lock(*key) for key in keys]})
         return [bool(one) for one in held]
@@ -310,7 +314,7 @@ class IdempotencyRepository:
         """The bindings of those (client, key) pairs that have one."""
         if not keys:
             return {}
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._on_postgresql:
             client_ids, names = zip(*keys, strict=True)
             rows = await self._session.execute(
                 _BINDINGS, {"client_ids": list(client_ids), "keys": list(names)}
@@ -325,7 +329,7 @@ class IdempotencyRepository:
     async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
         if not keys:
             return
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._on_postgresql:
             client_ids, names = zip(*keys, strict=True)
             await self._session.execute(_FORGET, {"client_ids": list(client_ids), "keys": list(names)})
         else:

@@ -453,3 +453,27 @@ async def test_the_bindings_read_are_those_of_the_keys_asked_for(
 
     assert {key: binding.assessment_id for (_, key), binding in bindings.items()} == bound
     assert set(bindings) == set(asked[:3])
+
+
+async def test_a_batch_of_bindings_is_written_as_given(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    made = []
+    for _ in range(3):
+        response = await post(client, assessment_body())
+        assert response.status_code == 201, response.text
+        made.append(uuid.UUID(response.json()["id"]))
+    bindings = [("batch-client", new_key(), f"{index:064x}", decision) for index, decision in enumerate(made)]
+
+    async with UnitOfWork(sessions) as uow:
+        before = await uow.keys.now()
+        await uow.idempotency.add(bindings)
+        await uow.commit()
+    async with UnitOfWork(sessions) as uow:
+        read = await uow.idempotency.get([(client_id, key) for client_id, key, _, _ in bindings])
+        after = await uow.keys.now()
+
+    assert {ref: (binding.fingerprint, binding.assessment_id) for ref, binding in read.items()} == {
+        (client_id, key): (fingerprint, decision) for client_id, key, fingerprint, decision in bindings
+    }
+    assert all(before <= binding.created_at <= after for binding in read.values())

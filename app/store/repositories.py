@@ -31,8 +31,9 @@ from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
+from app.store.direct import DirectStatement, execute_many, fetch_all
 from app.store.models import ApiKey, ApiKeyEvent, Assessment, IdempotencyKey
-from app.store.types import utcnow
+from app.store.types import as_utc, utcnow
 
 CHAIN_LOCK = 0x494C_365F_4155_4454
 """The PostgreSQL advisory lock (one bigint key) held from reading the chain head to commit."""
@@ -82,10 +83,16 @@ _HEAD = select(
 ).select_from(select(literal(1).label("one")).subquery().outerjoin(_HEAD_SUBQUERY, true()))
 """The database's clock and the chain head, in one round trip; the head's columns are NULL when empty."""
 _LOCK_CHAIN = select(func.pg_advisory_xact_lock(CHAIN_LOCK))
+_DIRECT_LOCK_CHAIN = DirectStatement.of(_LOCK_CHAIN)
+_DIRECT_HEAD = DirectStatement.of(_HEAD)
 _SUCCESSOR = aliased(Assessment)
 _WITH_SUCCESSOR = select(Assessment, _SUCCESSOR.id).outerjoin(
     _SUCCESSOR, _SUCCESSOR.supersedes == Assessment.id
 )
+
+
+def _on_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _is_unique_violation(error: IntegrityError) -> bool:
@@ -106,7 +113,7 @@ class AssessmentRepository:
 
     @property
     def _on_postgresql(self) -> bool:
-        return self._session.get_bind().dialect.name == "postgresql"
+        return _on_postgresql(self._session)
 
     async def lock_chain(self) -> None:
         """Take the chain's turn now, until commit; asked once per transaction, held from then on.
@@ -119,7 +126,7 @@ class AssessmentRepository:
         transaction = self._session.sync_session.get_transaction()
         if transaction is not None and transaction is self._chain_locked_in:
             return  # held already: asking again would cost a round trip and change nothing
-        await self._session.execute(_LOCK_CHAIN)
+        await fetch_all(self._session, _DIRECT_LOCK_CHAIN)
         self._chain_locked_in = self._session.sync_session.get_transaction()
 
     async def append(self, news: Sequence[NewAssessment]) -> list[Assessment]:
@@ -132,8 +139,7 @@ class AssessmentRepository:
         binary COPY (the same rows, constraints and triggers as an INSERT, without a statement per row).
         """
         await self.lock_chain()
-        now, head_seq, head_hash, head_recorded_at = (await self._session.execute(_HEAD)).one()
-        head = ChainHead.empty() if head_seq is None else ChainHead(head_seq, head_hash, head_recorded_at)
+        head, now = await self._head()
         rows: list[dict[str, Any]] = []
         for new in news:
             seq, prev_hash, recorded_at = next_link(head, now)
@@ -155,6 +161,15 @@ class AssessmentRepository:
             raise
         configure_mappers()  # a no-op once configured (as the query for the head has them)
         return [loaded_assessment(values) for values in rows]
+
+    async def _head(self) -> tuple[ChainHead, datetime]:
+        """The chain's head and the database's clock."""
+        if self._on_postgresql:
+            now, seq, hash_, recorded_at = (await fetch_all(self._session, _DIRECT_HEAD))[0]
+            now, recorded_at = as_utc(now), None if recorded_at is None else as_utc(recorded_at)
+        else:
+            now, seq, hash_, recorded_at = (await self._session.execute(_HEAD)).one()
+        return (ChainHead.empty() if seq is None else ChainHead(seq, hash_, recorded_at)), now
 
     async def get(self, assessment_id: uuid.UUID) -> StoredAssessment | None:
         statement = _WITH_SUCCESSOR.where(Assessment.id == assessment_id)
@@ -289,6 +304,10 @@ _FORGET_IN = delete(_KEYS).where(
 )
 """As ``_BINDINGS`` and ``_BINDINGS_IN``: the keys given, and only them."""
 _BIND = insert(_KEYS).values(created_at=utcnow())
+_BOUND_COLUMNS = ("client_id", "key", "fingerprint", "assessment_id")
+_DIRECT_TRY_LOCK_KEYS = DirectStatement.of(_TRY_LOCK_KEYS)
+_DIRECT_BINDINGS = DirectStatement.of(_BINDINGS)
+_DIRECT_BIND = DirectStatement.of(_BIND, column_keys=_BOUND_COLUMNS)
 
 
 class IdempotencyRepository:
@@ -297,7 +316,7 @@ class IdempotencyRepository:
 
     @property
     def _on_postgresql(self) -> bool:
-        return self._session.get_bind().dialect.name == "postgresql"
+        return _on_postgresql(self._session)
 
     async def try_lock(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         """Claim each (client, key) for this transaction, in one round trip; False for a key another
@@ -307,8 +326,10 @@ class IdempotencyRepository:
         """
         if not keys or not self._on_postgresql:
             return [True] * len(keys)
-        held = await self._session.scalars(_TRY_LOCK_KEYS, {"lock_keys": [_key_lock(*key) for key in keys]})
-        return [bool(one) for one in held]
+        held = await fetch_all(
+            self._session, _DIRECT_TRY_LOCK_KEYS, {"lock_keys": [_key_lock(*key) for key in keys]}
+        )
+        return [bool(one) for (one,) in held]
 
     async def get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], KeyBinding]:
         """The bindings of those (client, key) pairs that have one."""
@@ -316,11 +337,14 @@ class IdempotencyRepository:
             return {}
         if self._on_postgresql:
             client_ids, names = zip(*keys, strict=True)
-            rows = await self._session.execute(
-                _BINDINGS, {"client_ids": list(client_ids), "keys": list(names)}
+            found = await fetch_all(
+                self._session, _DIRECT_BINDINGS, {"client_ids": list(client_ids), "keys": list(names)}
             )
-        else:
-            rows = await self._session.execute(_BINDINGS_IN, {"refs": list(keys)})
+            return {
+                (client_id, key): KeyBinding(fingerprint, assessment_id, as_utc(created_at))
+                for client_id, key, fingerprint, assessment_id, created_at in found
+            }
+        rows = await self._session.execute(_BINDINGS_IN, {"refs": list(keys)})
         return {
             (client_id, key): KeyBinding(fingerprint, assessment_id, created_at)
             for client_id, key, fingerprint, assessment_id, created_at in rows
@@ -342,7 +366,10 @@ class IdempotencyRepository:
                 {"client_id": client_id, "key": key, "fingerprint": fingerprint, "assessment_id": decision}
                 for client_id, key, fingerprint, decision in bindings
             ]
-            await self._session.execute(_BIND, rows)
+            if self._on_postgresql:
+                await execute_many(self._session, _DIRECT_BIND, rows)
+            else:
+                await self._session.execute(_BIND, rows)
 
 
 class ApiKeyRepository:

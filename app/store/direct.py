@@ -1,0 +1,80 @@
+"""Statements run by psycopg directly, on PostgreSQL, in the session's own transaction: for the few that the
+audit writer runs for every batch.
+
+Each is written once as a SQLAlchemy statement and compiled once, at import, to PostgreSQL's SQL; only the
+execution skips SQLAlchemy (its execution context, result machinery and greenlet switches), which cost two
+to three times what psycopg itself costs per statement. Values come back as psycopg reads them: a caller
+converts what a column type would have converted (UTC for a timestamp, say). Errors are raised as SQLAlchemy
+raises them (``DBAPIError`` and its subclasses), so the unit of work treats them alike.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
+
+_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves its __init__ untyped
+
+
+@dataclass(frozen=True, slots=True)
+class DirectStatement:
+    """A statement's PostgreSQL text and the values of its parameters as compiled: its literals' values,
+    and None for each parameter a caller gives."""
+
+    sql: str
+    fixed: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> "DirectStatement":
+        """``column_keys``: the columns an INSERT's parameters name."""
+        compiled = statement.compile(
+            dialect=_DIALECT, column_keys=None if column_keys is None else list(column_keys)
+        )
+        return cls(str(compiled), dict(compiled.params))
+
+    def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.fixed, **given}
+
+
+async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under the session, in the session's transaction (begun if need be)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+
+
+def _as_sqlalchemy(statement: str, error: psycopg.Error) -> DBAPIError:
+    return cast(
+        DBAPIError,
+        DBAPIError.instance(statement, None, error, psycopg.Error, hide_parameters=True, dialect=_DIALECT),
+    )
+
+
+async def fetch_all(
+    session: AsyncSession, statement: DirectStatement, given: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Every row the statement returns, as tuples."""
+    driver = await driver_connection(session)
+    try:
+        async with driver.cursor() as cursor:
+            await cursor.execute(statement.sql, statement.parameters(given or {}))
+            return await cursor.fetchall()
+    except psycopg.Error as error:
+        raise _as_sqlalchemy(statement.sql, error) from error
+
+
+async def execute_many(
+    session: AsyncSession, statement: DirectStatement, rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """The statement once per row, in one round trip (psycopg pipelines an executemany)."""
+    driver = await driver_connection(session)
+    try:
+        async with driver.cursor() as cursor:
+            await cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+    except psycopg.Error as error:
+        raise _as_sqlalchemy(statement.sql, error) from error

@@ -45,7 +45,12 @@ from app.service.oidc import OidcConfig, OidcVerifier
 from app.service.readiness import ReadinessProbe
 from app.service.redcap import RedcapReceiver
 from app.settings import Environment, Settings, get_settings
-from app.store.database import create_engine_for, create_session_factory, verify_ranges
+from app.store.database import (
+    create_engine_for,
+    create_lookup_session_factory,
+    create_session_factory,
+    verify_ranges,
+)
 from app.store.migrations import head_revisions
 from app.store.privileges import login_privileges
 from app.store.unit_of_work import UnitOfWork
@@ -140,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assessments=AssessmentService(classifiers, unit_of_work, writer),
         audit=audit,
         readiness=ReadinessProbe(engine, head_revisions()),
-        keys=KeyService(unit_of_work, readers),
+        keys=KeyService(unit_of_work, readers, partial(UnitOfWork, create_lookup_session_factory(engine))),
         batch_max_items=settings.batch_max_items,
     )
     oidc_config = OidcConfig.from_settings(settings)

@@ -117,16 +117,19 @@ class KeyService:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         read_unit_of_work: Callable[[], UnitOfWork] | None = None,
+        lookup_unit_of_work: Callable[[], UnitOfWork] | None = None,
     ) -> None:
-        """``read_unit_of_work``: for the per-request key lookup, which only reads (and on SQLite should
-        not queue for the write lock behind decisions being recorded)."""
+        """``read_unit_of_work``: for reads (on SQLite they should not queue for the write lock behind
+        decisions being recorded); ``lookup_unit_of_work``: for the per-request key lookup, one statement
+        (``create_lookup_session_factory``), a read by default."""
         self._unit_of_work = unit_of_work
         self._read_unit_of_work = read_unit_of_work or unit_of_work
+        self._lookup_unit_of_work = lookup_unit_of_work or self._read_unit_of_work
         self._lookups = Coalescer(self._read_keys)
 
     async def _read_keys(self, key_ids: Iterable[str]) -> dict[str, tuple[KeyInfo, str]]:
         """Each key found, as of the database's clock, with its secret's hash."""
-        async with self._read_unit_of_work() as uow:
+        async with self._lookup_unit_of_work() as uow:
             now, rows = await uow.keys.get_many_with_now(sorted(key_ids))
             return {row.key_id: (KeyInfo.from_row(row, now), row.secret_sha256) for row in rows}
 

@@ -124,3 +124,13 @@ def create_session_factory(
     """Sessions on ``engine``; ``read_only`` ones do not take SQLite's write lock when they begin."""
     bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+def create_lookup_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for a read of one statement (every request's key lookup). On PostgreSQL they run in
+    autocommit: at READ COMMITTED a transaction adds nothing to one statement but a BEGIN and a ROLLBACK,
+    and psycopg forgets the connection's prepared statements at every ROLLBACK. On SQLite: ``read_only``."""
+    if engine.dialect.name != "postgresql":
+        return create_session_factory(engine, read_only=True)
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)

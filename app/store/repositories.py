@@ -15,10 +15,12 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
     bindparam,
     delete,
     func,
     insert,
+    inspect,
     literal,
     select,
     true,
@@ -33,7 +35,7 @@ from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
 from app.store.direct import DirectStatement, execute_many, fetch_all
 from app.store.models import ApiKey, ApiKeyEvent, Assessment, IdempotencyKey
-from app.store.types import as_utc, utcnow
+from app.store.types import UTCDateTime, as_utc, utcnow
 
 CHAIN_LOCK = 0x494C_365F_4155_4454
 """The PostgreSQL advisory lock (one bigint key) held from reading the chain head to commit."""
@@ -372,6 +374,31 @@ class IdempotencyRepository:
                 await self._session.execute(_BIND, rows)
 
 
+_API_KEYS = cast(Table, ApiKey.__table__)
+_KEY_COLUMNS = [column.name for column in _API_KEYS.columns]
+_KEY_TIMES = frozenset(name for name in _KEY_COLUMNS if isinstance(_API_KEYS.c[name].type, UTCDateTime))
+_DIRECT_KEYS = DirectStatement.of(
+    select(utcnow(), *_API_KEYS.columns).select_from(
+        select(literal(1).label("one"))
+        .subquery()
+        .outerjoin(_API_KEYS, _API_KEYS.c.key_id == any_(sql_cast(bindparam("key_ids"), ARRAY(String))))
+    )
+)
+"""The database's clock and the keys asked for (NULLs when none is), as ``get_many_with_now`` reads them
+through SQLAlchemy."""
+_NEW_KEY = inspect(ApiKey).class_manager.new_instance
+
+
+def _loaded_key(values: Sequence[Any]) -> ApiKey:
+    """A key as the ORM would load it (``loaded_assessment``'s way), its times in UTC as ``UTCDateTime``'s."""
+    key = _NEW_KEY()
+    key.__dict__.update(
+        (name, as_utc(value) if name in _KEY_TIMES and value is not None else value)
+        for name, value in zip(_KEY_COLUMNS, values, strict=True)
+    )
+    return key
+
+
 class ApiKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -391,6 +418,9 @@ class ApiKeyRepository:
 
     async def get_many_with_now(self, key_ids: Sequence[str]) -> tuple[datetime, Sequence[ApiKey]]:
         """The database's clock and those of the keys that exist, in one round trip."""
+        if _on_postgresql(self._session):  # every request's: run directly
+            found = await fetch_all(self._session, _DIRECT_KEYS, {"key_ids": list(key_ids)})
+            return as_utc(found[0][0]), [_loaded_key(row[1:]) for row in found if row[1] is not None]
         statement = select(utcnow(), ApiKey).select_from(
             select(literal(1).label("one")).subquery().outerjoin(ApiKey, ApiKey.key_id.in_(key_ids))
         )

@@ -2,16 +2,22 @@
 SQL and answers as through SQLAlchemy, times in UTC whatever the connection's time zone, and errors raised
 as SQLAlchemy raises them."""
 
+import asyncio
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.domain.access import issue_key
+from app.settings import Environment, Settings
+from app.store.database import create_engine_for, create_lookup_session_factory, create_session_factory
 from app.store.direct import DirectStatement, execute_many, fetch_all
-from app.store.repositories import _BIND, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS
+from app.store.models import ApiKey
+from app.store.repositories import _BIND, _HEAD, _KEY_COLUMNS, _LOCK_CHAIN, _TRY_LOCK_KEYS
 from app.store.unit_of_work import UnitOfWork, WriteRefused
 from tests.integration.test_append import append, new_assessment, verifies
 
@@ -98,3 +104,66 @@ async def test_a_refused_row_is_raised_as_sqlalchemy_raises_it(
 
     with pytest.raises(WriteRefused):  # and the unit of work makes it what it makes any refusal
         await bind_twice()
+
+
+@ON_POSTGRESQL
+async def test_keys_read_directly_are_the_keys_the_orm_reads(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    issued = [issue_key() for _ in range(2)]
+    async with UnitOfWork(sessions) as uow:
+        now = await uow.keys.now()
+        for index, key in enumerate(issued):
+            await uow.keys.add(
+                ApiKey(
+                    key_id=key.key_id,
+                    name=f"direct-{key.key_id}",
+                    secret_sha256=key.secret_sha256,
+                    scopes=["assess", "read"],
+                    sites=None if index else ["PIT", "UPMC"],
+                    created_at=now,
+                    created_by="tests",
+                    expires_at=now + timedelta(days=1) if index else None,
+                    revoked_at=None if index else now,
+                    revoked_by=None if index else "tests",
+                )
+            )
+        await uow.commit()
+    asked = [key.key_id for key in issued] + ["0" * 16]
+
+    async with UnitOfWork(sessions) as uow:
+        read_at, direct = await uow.keys.get_many_with_now(asked)
+        through_orm = {}
+        for key in issued:
+            loaded = await uow.keys.get(key.key_id)
+            assert loaded is not None
+            through_orm[key.key_id] = {name: getattr(loaded, name) for name in _KEY_COLUMNS}
+
+    assert read_at.tzinfo is UTC
+    assert read_at >= now
+    assert sorted(key.key_id for key in direct) == sorted(key.key_id for key in issued)
+    for row in direct:
+        assert {name: getattr(row, name) for name in _KEY_COLUMNS} == through_orm[row.key_id]
+        times = [value for value in vars(row).values() if isinstance(value, datetime)]
+        assert times
+        assert all(value.tzinfo is UTC for value in times)
+
+
+@ON_POSTGRESQL
+async def test_a_lookup_session_runs_each_statement_on_its_own(database_url: str) -> None:
+    settings = Settings(database_url=SecretStr(database_url), environment=Environment.TEST)
+    engine = create_engine_for(settings)
+    try:
+        async with create_lookup_session_factory(engine)() as lookup:
+            first = await lookup.scalar(text("SELECT now()"))
+            await asyncio.sleep(0.01)
+            second = await lookup.scalar(text("SELECT now()"))
+        async with create_session_factory(engine, read_only=True)() as read:
+            in_one = [await read.scalar(text("SELECT now()")) for _ in range(2)]
+    finally:
+        await engine.dispose()
+
+    assert first is not None
+    assert second is not None
+    assert second > first  # no transaction: now() moves
+    assert in_one[0] == in_one[1]  # one transaction: now() is its start

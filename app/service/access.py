@@ -27,8 +27,8 @@ from app.domain.access import (
 from app.domain.errors import InvalidInput
 from app.service.coalescing import Coalescer
 from app.service.errors import Forbidden, Unauthenticated
+from app.store.key_repository import NameTaken
 from app.store.models import ApiKey, ApiKeyEvent
-from app.store.repositories import NameTaken
 from app.store.unit_of_work import UnitOfWork
 
 LOCAL_ADMIN = "local-admin"

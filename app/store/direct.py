@@ -1,5 +1,5 @@
-"""Statements run by psycopg directly, on PostgreSQL, in the session's own transaction: for the few that the
-audit writer runs for every batch.
+"""Statements run by psycopg directly, on PostgreSQL, in the session's own transaction (or, in autocommit,
+on its own): for the few run for every group the audit writer appends and for every request's key lookup.
 
 Each is written once as a SQLAlchemy statement and compiled once, at import, to PostgreSQL's SQL; only the
 execution skips SQLAlchemy (its execution context, result machinery and greenlet switches), which cost two
@@ -39,6 +39,11 @@ class DirectStatement:
 
     def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.fixed, **given}
+
+
+def on_postgresql(session: AsyncSession) -> bool:
+    """Whether the session is bound to PostgreSQL, where these statements run (SQLite runs SQLAlchemy's)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:

@@ -15,12 +15,10 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
     delete,
     func,
     insert,
-    inspect,
     literal,
     select,
     true,
@@ -33,9 +31,9 @@ from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
-from app.store.direct import DirectStatement, execute_many, fetch_all
-from app.store.models import ApiKey, ApiKeyEvent, Assessment, IdempotencyKey
-from app.store.types import UTCDateTime, as_utc, utcnow
+from app.store.direct import DirectStatement, execute_many, fetch_all, on_postgresql
+from app.store.models import Assessment, IdempotencyKey
+from app.store.types import as_utc, utcnow
 
 CHAIN_LOCK = 0x494C_365F_4155_4454
 """The PostgreSQL advisory lock (one bigint key) held from reading the chain head to commit."""
@@ -93,11 +91,7 @@ _WITH_SUCCESSOR = select(Assessment, _SUCCESSOR.id).outerjoin(
 )
 
 
-def _on_postgresql(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _is_unique_violation(error: IntegrityError) -> bool:
+def is_unique_violation(error: IntegrityError) -> bool:
     """PostgreSQL's SQLSTATE 23505, or SQLite's UNIQUE constraint message."""
     sqlstate = getattr(error.orig, "sqlstate", None)
     return sqlstate == "23505" or (sqlstate is None and "UNIQUE constraint failed" in str(error.orig))
@@ -115,7 +109,7 @@ class AssessmentRepository:
 
     @property
     def _on_postgresql(self) -> bool:
-        return _on_postgresql(self._session)
+        return on_postgresql(self._session)
 
     async def lock_chain(self) -> None:
         """Take the chain's turn now, until commit; asked once per transaction, held from then on.
@@ -158,7 +152,7 @@ class AssessmentRepository:
             else:
                 await self._session.execute(_INSERT, rows)
         except IntegrityError as error:
-            if _is_unique_violation(error):
+            if is_unique_violation(error):
                 raise AppendConflict("a record written at the same moment conflicts with this one") from error
             raise
         configure_mappers()  # a no-op once configured (as the query for the head has them)
@@ -318,7 +312,7 @@ class IdempotencyRepository:
 
     @property
     def _on_postgresql(self) -> bool:
-        return _on_postgresql(self._session)
+        return on_postgresql(self._session)
 
     async def try_lock(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
         """Claim each (client, key) for this transaction, in one round trip; False for a key another
@@ -372,89 +366,3 @@ class IdempotencyRepository:
                 await execute_many(self._session, _DIRECT_BIND, rows)
             else:
                 await self._session.execute(_BIND, rows)
-
-
-_API_KEYS = cast(Table, ApiKey.__table__)
-_KEY_COLUMNS = [column.name for column in _API_KEYS.columns]
-_KEY_TIMES = frozenset(name for name in _KEY_COLUMNS if isinstance(_API_KEYS.c[name].type, UTCDateTime))
-_DIRECT_KEYS = DirectStatement.of(
-    select(utcnow(), *_API_KEYS.columns).select_from(
-        select(literal(1).label("one"))
-        .subquery()
-        .outerjoin(_API_KEYS, _API_KEYS.c.key_id == any_(sql_cast(bindparam("key_ids"), ARRAY(String))))
-    )
-)
-"""The database's clock and the keys asked for (NULLs when none is), as ``get_many_with_now`` reads them
-through SQLAlchemy."""
-_NEW_KEY = inspect(ApiKey).class_manager.new_instance
-
-
-def _loaded_key(values: Sequence[Any]) -> ApiKey:
-    """A key as the ORM would load it (``loaded_assessment``'s way), its times in UTC as ``UTCDateTime``'s."""
-    key = _NEW_KEY()
-    key.__dict__.update(
-        (name, as_utc(value) if name in _KEY_TIMES and value is not None else value)
-        for name, value in zip(_KEY_COLUMNS, values, strict=True)
-    )
-    return key
-
-
-class ApiKeyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def get(self, key_id: str) -> ApiKey | None:
-        return await self._session.get(ApiKey, key_id)
-
-    async def get_with_now(self, key_id: str, *, for_update: bool = False) -> tuple[ApiKey, datetime] | None:
-        """The key and the database's clock, in one round trip (expiry is judged by the clock that set it);
-        ``for_update``: locked until commit, so that two changes to one key take turns (SQLite's IMMEDIATE
-        transaction already holds the write lock)."""
-        statement = select(ApiKey, utcnow()).where(ApiKey.key_id == key_id)
-        if for_update:
-            statement = statement.with_for_update(of=ApiKey)
-        row = (await self._session.execute(statement)).first()
-        return None if row is None else (row[0], row[1])
-
-    async def get_many_with_now(self, key_ids: Sequence[str]) -> tuple[datetime, Sequence[ApiKey]]:
-        """The database's clock and those of the keys that exist, in one round trip."""
-        if _on_postgresql(self._session):  # every request's: run directly
-            found = await fetch_all(self._session, _DIRECT_KEYS, {"key_ids": list(key_ids)})
-            return as_utc(found[0][0]), [_loaded_key(row[1:]) for row in found if row[1] is not None]
-        statement = select(utcnow(), ApiKey).select_from(
-            select(literal(1).label("one")).subquery().outerjoin(ApiKey, ApiKey.key_id.in_(key_ids))
-        )
-        rows = (await self._session.execute(statement)).all()
-        return rows[0][0], [row[1] for row in rows if row[1] is not None]
-
-    async def list(self) -> Sequence[ApiKey]:
-        return (await self._session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.name))).all()
-
-    async def count(self) -> int:
-        return int((await self._session.execute(select(func.count()).select_from(ApiKey))).scalar_one())
-
-    async def add(self, key: ApiKey) -> None:
-        """Insert a key; raises NameTaken when its name is already used (by any key, ever)."""
-        self._session.add(key)
-        try:
-            await self._session.flush()
-        except IntegrityError as error:
-            if _is_unique_violation(error):
-                raise NameTaken("a key with this name exists") from error
-            raise
-
-    async def history(self, key_id: str) -> Sequence[ApiKeyEvent]:
-        statement = select(ApiKeyEvent).where(ApiKeyEvent.key_id == key_id).order_by(ApiKeyEvent.id)
-        return (await self._session.scalars(statement)).all()
-
-    async def record(self, event: ApiKeyEvent) -> None:
-        self._session.add(event)
-        await self._session.flush()
-
-    async def now(self) -> datetime:
-        """The database clock: key times and expiry checks use the same clock as the audit trail."""
-        return (await self._session.execute(select(utcnow()))).scalar_one()
-
-
-class NameTaken(Exception):
-    """Another key already has this name."""

@@ -16,8 +16,9 @@ from app.domain.access import issue_key
 from app.settings import Environment, Settings
 from app.store.database import create_engine_for, create_lookup_session_factory, create_session_factory
 from app.store.direct import DirectStatement, execute_many, fetch_all
+from app.store.key_repository import _KEY_COLUMNS
 from app.store.models import ApiKey
-from app.store.repositories import _BIND, _HEAD, _KEY_COLUMNS, _LOCK_CHAIN, _TRY_LOCK_KEYS
+from app.store.repositories import _BIND, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS
 from app.store.unit_of_work import UnitOfWork, WriteRefused
 from tests.integration.test_append import append, new_assessment, verifies
 

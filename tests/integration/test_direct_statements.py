@@ -1,6 +1,6 @@
-"""Statements the audit writer runs through psycopg directly (app/store/direct.py), on PostgreSQL: the same
-SQL and answers as through SQLAlchemy, times in UTC whatever the connection's time zone, and errors raised
-as SQLAlchemy raises them."""
+"""Statements run through psycopg directly (app/store/direct.py) on PostgreSQL, by the audit writer and the
+key lookup: the same SQL and answers as through SQLAlchemy, times in UTC whatever the connection's time zone,
+errors raised as SQLAlchemy raises them, and lookups outside any transaction."""
 
 import asyncio
 import uuid
@@ -70,8 +70,9 @@ async def test_times_are_utc_whatever_the_connections_time_zone(
     [first] = await append(sessions, [new_assessment()])
     decision = new_assessment()
 
+    async with sessions() as session:  # a connection of the pool the unit of work below draws from
+        zone = await session.scalar(text("SHOW TimeZone"))
     async with UnitOfWork(sessions) as uow:
-        zone = await uow.assessments._session.scalar(text("SHOW TimeZone"))
         rows = await uow.assessments.append([decision])
         binding = ("direct-client", "direct-key", "f" * 64, decision.id)
         await uow.idempotency.add([binding])

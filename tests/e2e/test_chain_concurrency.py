@@ -122,11 +122,16 @@ def test_two_processes_append_to_one_chain_without_forking(
     assert all(rows[i].prev_hash == rows[i - 1].hash for i in range(1, DECISIONS))
 
     # The processes took turns on the chain while both ran: in sequence order, the process that appended
-    # changes many times, so neither wrote its share alone before the other began.
+    # changes many times, so neither wrote its share alone before the other began. PostgreSQL grants the
+    # chain's lock to its waiters in turn. SQLite promises no such thing: a process waiting for its write
+    # lock retries after sleeps of up to 100 ms, and one that begins its next transaction at once can keep
+    # the lock through all its share (seen once in CI: one change along the chain); there, the checks above
+    # and below are what hold.
     writer_by_seq = [receipt.base_url for receipt in sorted(receipts, key=lambda receipt: receipt.seq)]
     turns = sum(1 for before, after in itertools.pairwise(writer_by_seq) if before != after)
     print(f"{shared_backend.name}: the writing process changed {turns} times along the chain")
-    assert turns >= 10
+    if shared_backend.name == "postgresql":
+        assert turns >= 10
 
     # Every receipt names the row the database holds.
     by_seq = {row.seq: row for row in rows}

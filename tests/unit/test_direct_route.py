@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import problems
@@ -116,10 +117,54 @@ async def with_a_response(request: Request, response: Response) -> Response:
     return response
 
 
+async def with_a_required_header(
+    request: Request, ticket: Annotated[str, Header(alias="Ticket")]
+) -> Response:
+    return Response(b"")
+
+
+async def with_a_header_of_many_values(
+    request: Request, tickets: Annotated[list[str] | None, Header(alias="Ticket")] = None
+) -> Response:
+    return Response(b"")
+
+
+class Ticket(BaseModel):
+    number: int
+
+
+async def with_a_header_model(
+    request: Request, ticket: Annotated[Ticket | None, Header(alias="Ticket")] = None
+) -> Response:
+    return Response(b"")
+
+
+async def with_a_header_named_by_its_parameter(
+    request: Request, ticket: Annotated[str | None, Header()] = None
+) -> Response:
+    return Response(b"")
+
+
 @pytest.mark.parametrize(
     ("endpoint_", "dependencies"),
-    [(endpoint, [Depends(other_dependency)]), (with_a_query, []), (with_a_response, [])],
-    ids=["another dependency", "a query parameter", "a Response parameter"],
+    [
+        (endpoint, [Depends(other_dependency)]),
+        (with_a_query, []),
+        (with_a_response, []),
+        (with_a_required_header, []),
+        (with_a_header_of_many_values, []),
+        (with_a_header_model, []),
+        (with_a_header_named_by_its_parameter, []),
+    ],
+    ids=[
+        "another dependency",
+        "a query parameter",
+        "a Response parameter",
+        "a required header",
+        "a header of many values",
+        "a header model",
+        "a header without an alias",
+    ],
 )
 async def test_what_it_cannot_run_as_fastapi_would_is_refused(
     endpoint_: Any, dependencies: list[Any]

@@ -32,7 +32,7 @@ from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestI
 from app.service.observability import AuditObserver, NoObserver, RecordedDecision
 from app.service.pending_decisions import Claim, Correction, Pending, Written
 from app.store.classifier_repositories import NewShadowDecision
-from app.store.repositories import NewAssessment, StoredAssessment
+from app.store.repositories import NewAssessment, NewKeyBinding, StoredAssessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 
 logger = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ class ChainWriter:
             await self._check_corrections(uow, batch, outcomes)
             accepted: list[NewAssessment] = []
             shadows: list[NewShadowDecision] = []
-            bindings: list[tuple[str, str, str, uuid.UUID]] = []
+            claimed: list[tuple[Claim, NewAssessment]] = []
             for index, pending in enumerate(batch):
                 if outcomes[index] is not None:
                     continue
@@ -276,12 +276,19 @@ class ChainWriter:
                 accepted.append(pending.decision)
                 shadows += pending.shadows
                 if pending.claim is not None:
-                    claim = pending.claim
-                    bindings.append((claim.client_id, claim.key, claim.fingerprint, pending.decision.id))
-            rebound = {(client_id, key) for client_id, key, _, _ in bindings}
+                    claimed.append((pending.claim, pending.decision))
+            rows = await uow.assessments.append(accepted)
+            # A key is bound when its decision is recorded: at the decision's time, by the database's clock.
+            recorded_at = {row.id: row.recorded_at for row in rows}
+            bindings = [
+                NewKeyBinding(
+                    claim.client_id, claim.key, claim.fingerprint, decision.id, recorded_at[decision.id]
+                )
+                for claim, decision in claimed
+            ]
+            rebound = {(binding.client_id, binding.key) for binding in bindings}
             await uow.idempotency.forget([ref for ref in expired if ref in rebound])
             await uow.idempotency.add(bindings)
-            rows = await uow.assessments.append(accepted)
             await uow.shadows.add(shadows)
             answers: list[Answer] = []
             appended = iter(rows)

@@ -1,9 +1,11 @@
-"""The fast path of AssessmentRepository.append: decisions inserted on PostgreSQL with one binary COPY (the
-same rows, constraints and triggers as an INSERT, without a statement per row), and the rows just inserted
-handed back as ORM instances without the constructor's per-attribute events."""
+"""The fast path of the audit writer's inserts on PostgreSQL: a group's decisions, and then their
+Idempotency-Key bindings, each inserted with one binary COPY (the same rows, constraints and triggers as an
+INSERT, without a statement per row); and the decisions just inserted handed back as ORM instances without
+the constructor's per-attribute events."""
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
@@ -13,11 +15,11 @@ import psycopg
 from psycopg.copy import AsyncLibpqWriter
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, BigInteger, Column, LargeBinary, String, Table, Uuid, inspect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
-from app.store.models import Assessment
+from app.store.direct import as_sqlalchemy_error, driver_connection
+from app.store.models import Assessment, IdempotencyKey
 from app.store.types import UTCDateTime
 
 _ASSESSMENT = cast(Table, Assessment.__table__)
@@ -56,25 +58,38 @@ def _copy_field(column: Column[Any]) -> tuple[str, Callable[[Any], Any] | None]:
     raise TypeError(f"no COPY type for column {column.name} ({kind!r})")
 
 
-_COPY_COLUMNS = list(_ASSESSMENT.columns)
-_COPY = "COPY assessment ({}) FROM STDIN (FORMAT BINARY)".format(
-    ", ".join(column.name for column in _COPY_COLUMNS)
-)
-"""Every column of the table, in the binary format: each value sent as its type's own binary form."""
-_COPY_TYPES = [_copy_field(column)[0] for column in _COPY_COLUMNS]
-_COPY_CONVERSIONS = [
-    (position, convert)
-    for position, convert in enumerate(_copy_field(column)[1] for column in _COPY_COLUMNS)
-    if convert is not None
-]
-_COPY_VALUES = itemgetter(*(column.name for column in _COPY_COLUMNS))
+@dataclass(frozen=True)
+class CopyTarget:
+    """A table's columns as one binary COPY sends them: each value as its type's own binary form."""
+
+    statement: str
+    types: list[str]
+    conversions: list[tuple[int, Callable[[Any], Any]]]
+    values: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, table: Table) -> "CopyTarget":
+        """Every column of ``table``; a row gives a value for each, by column name."""
+        columns = list(table.columns)
+        fields = [_copy_field(column) for column in columns]
+        return cls(
+            statement="COPY {} ({}) FROM STDIN (FORMAT BINARY)".format(
+                table.name, ", ".join(column.name for column in columns)
+            ),
+            types=[pg_type for pg_type, _ in fields],
+            conversions=[(position, convert) for position, (_, convert) in enumerate(fields) if convert],
+            values=itemgetter(*(column.name for column in columns)),
+        )
+
+    def row(self, values: dict[str, Any]) -> list[Any]:
+        row = list(self.values(values))
+        for position, convert in self.conversions:
+            row[position] = convert(row[position])
+        return row
 
 
-def _copy_row(values: dict[str, Any]) -> list[Any]:
-    row = list(_COPY_VALUES(values))
-    for position, convert in _COPY_CONVERSIONS:
-        row[position] = convert(row[position])
-    return row
+ASSESSMENTS = CopyTarget.of(_ASSESSMENT)
+KEY_BINDINGS = CopyTarget.of(cast(Table, IdempotencyKey.__table__))
 
 
 class CopyWriter(AsyncLibpqWriter):
@@ -88,20 +103,22 @@ class CopyWriter(AsyncLibpqWriter):
         await super().finish(exc)
 
 
-async def copy_insert(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert the rows with one COPY on the session's connection, in its transaction. Errors are raised
-    as SQLAlchemy raises an INSERT's (an IntegrityError for a unique violation, and so on)."""
-    connection = await session.connection()
-    driver = cast(psycopg.AsyncConnection[Any], (await connection.get_raw_connection()).driver_connection)
+async def copy_insert(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], target: CopyTarget = ASSESSMENTS
+) -> None:
+    """Insert the rows into ``target`` with one COPY on the session's connection, in its transaction. Errors
+    are raised as SQLAlchemy raises an INSERT's (an IntegrityError for a unique violation, and so on)."""
+    driver = await driver_connection(session)
     try:
-        async with driver.cursor() as cursor, cursor.copy(_COPY, writer=CopyWriter(cursor)) as copy:
-            copy.set_types(_COPY_TYPES)
+        async with (
+            driver.cursor() as cursor,
+            cursor.copy(target.statement, writer=CopyWriter(cursor)) as copy,
+        ):
+            copy.set_types(target.types)
             for values in rows:
-                await copy.write_row(_copy_row(values))
+                await copy.write_row(target.row(values))
     except psycopg.Error as error:
-        raise DBAPIError.instance(
-            _COPY, None, error, psycopg.Error, hide_parameters=True, dialect=connection.dialect
-        ) from error
+        raise as_sqlalchemy_error(target.statement, error) from error
 
 
 _NEW_ASSESSMENT = inspect(Assessment).class_manager.new_instance

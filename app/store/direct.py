@@ -8,7 +8,7 @@ converts what a column type would have converted (UTC for a timestamp, say). Err
 raises them (``DBAPIError`` and its subclasses), so the unit of work treats them alike.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -53,7 +53,8 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
 
 
-def _as_sqlalchemy(statement: str, error: psycopg.Error) -> DBAPIError:
+def as_sqlalchemy_error(statement: str, error: psycopg.Error) -> DBAPIError:
+    """What SQLAlchemy raises for psycopg's ``error`` (an IntegrityError for a unique violation, say)."""
     return cast(
         DBAPIError,
         DBAPIError.instance(statement, None, error, psycopg.Error, hide_parameters=True, dialect=_DIALECT),
@@ -70,16 +71,4 @@ async def fetch_all(
             await cursor.execute(statement.sql, statement.parameters(given or {}))
             return await cursor.fetchall()
     except psycopg.Error as error:
-        raise _as_sqlalchemy(statement.sql, error) from error
-
-
-async def execute_many(
-    session: AsyncSession, statement: DirectStatement, rows: Iterable[Mapping[str, Any]]
-) -> None:
-    """The statement once per row, in one round trip (psycopg pipelines an executemany)."""
-    driver = await driver_connection(session)
-    try:
-        async with driver.cursor() as cursor:
-            await cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
-    except psycopg.Error as error:
-        raise _as_sqlalchemy(statement.sql, error) from error
+        raise as_sqlalchemy_error(statement.sql, error) from error

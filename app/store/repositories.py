@@ -5,7 +5,7 @@ import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
-from app.store.copy_append import copy_insert, loaded_assessment
-from app.store.direct import DirectStatement, execute_many, fetch_all, on_postgresql
+from app.store.copy_append import KEY_BINDINGS, copy_insert, loaded_assessment
+from app.store.direct import DirectStatement, fetch_all, on_postgresql
 from app.store.models import Assessment, IdempotencyKey
 from app.store.types import as_utc, utcnow
 
@@ -260,6 +260,17 @@ class KeyBinding:
     created_at: datetime
 
 
+class NewKeyBinding(NamedTuple):
+    """A (client, key) pair to bind to its request's fingerprint and decision, bound when the decision was
+    recorded (``created_at``: the decision's ``recorded_at``, the database's clock)."""
+
+    client_id: str
+    key: str
+    fingerprint: str
+    assessment_id: uuid.UUID
+    created_at: datetime
+
+
 # Each statement is built once, with the same text for any number of keys: SQLAlchemy compiles it once, and
 # PostgreSQL may prepare it, instead of a new statement per batch size (and per key, for the locks).
 _KEYS = cast(Table, IdempotencyKey.__table__)
@@ -299,11 +310,10 @@ _FORGET_IN = delete(_KEYS).where(
     tuple_(_KEYS.c.client_id, _KEYS.c.key).in_(bindparam("refs", expanding=True))
 )
 """As ``_BINDINGS`` and ``_BINDINGS_IN``: the keys given, and only them."""
-_BIND = insert(_KEYS).values(created_at=utcnow())
-_BOUND_COLUMNS = ("client_id", "key", "fingerprint", "assessment_id")
+_BIND = insert(_KEYS)
+"""On SQLite; PostgreSQL takes a COPY."""
 _DIRECT_TRY_LOCK_KEYS = DirectStatement.of(_TRY_LOCK_KEYS)
 _DIRECT_BINDINGS = DirectStatement.of(_BINDINGS)
-_DIRECT_BIND = DirectStatement.of(_BIND, column_keys=_BOUND_COLUMNS)
 
 
 class IdempotencyRepository:
@@ -355,14 +365,12 @@ class IdempotencyRepository:
         else:
             await self._session.execute(_FORGET_IN, {"refs": list(keys)})
 
-    async def add(self, bindings: Sequence[tuple[str, str, str, uuid.UUID]]) -> None:
-        """Bind each (client, key) to its request's fingerprint and its decision."""
+    async def add(self, bindings: Sequence[NewKeyBinding]) -> None:
+        """Bind each (client, key) to its request's fingerprint and its decision: on PostgreSQL with one
+        COPY, as the decisions themselves are inserted."""
         if bindings:
-            rows = [
-                {"client_id": client_id, "key": key, "fingerprint": fingerprint, "assessment_id": decision}
-                for client_id, key, fingerprint, decision in bindings
-            ]
+            rows = [binding._asdict() for binding in bindings]
             if self._on_postgresql:
-                await execute_many(self._session, _DIRECT_BIND, rows)
+                await copy_insert(self._session, rows, KEY_BINDINGS)
             else:
                 await self._session.execute(_BIND, rows)

@@ -3,7 +3,6 @@ key lookup: the same SQL and answers as through SQLAlchemy, times in UTC whateve
 errors raised as SQLAlchemy raises them, and lookups outside any transaction."""
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import issue_key
 from app.settings import Environment, Settings
+from app.store.copy_append import KEY_BINDINGS, copy_insert
 from app.store.database import create_engine_for, create_lookup_session_factory, create_session_factory
-from app.store.direct import DirectStatement, execute_many, fetch_all
+from app.store.direct import DirectStatement, fetch_all
 from app.store.key_repository import _KEY_COLUMNS
 from app.store.models import ApiKey
-from app.store.repositories import _BIND, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS
+from app.store.repositories import _BINDINGS, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS, NewKeyBinding
 from app.store.unit_of_work import UnitOfWork, WriteRefused
 from tests.integration.test_append import append, new_assessment, verifies
 
@@ -41,9 +41,9 @@ def test_a_statement_keeps_its_own_literals_and_names_the_callers() -> None:
     assert claim.parameters({"lock_keys": [1, 2]})["lock_keys"] == [1, 2]
     assert 0x494C_3649 in claim.parameters({"lock_keys": [1]}).values()  # the key space, fixed
 
-    bind = DirectStatement.of(_BIND, column_keys=["client_id", "key", "fingerprint", "assessment_id"])
-    assert bind.sql.startswith("INSERT INTO idempotency_key (client_id, key, fingerprint, assessment_id")
-    assert "clock_timestamp()" in bind.sql
+    bind = DirectStatement.of(_BINDINGS)
+    assert "unnest(CAST(%(client_ids)s AS VARCHAR[]), CAST(%(keys)s AS VARCHAR[]))" in bind.sql
+    assert bind.fixed == {"client_ids": None, "keys": None}
 
 
 @ON_POSTGRESQL
@@ -74,12 +74,13 @@ async def test_times_are_utc_whatever_the_connections_time_zone(
         zone = await session.scalar(text("SHOW TimeZone"))
     async with UnitOfWork(sessions) as uow:
         rows = await uow.assessments.append([decision])
-        binding = ("direct-client", "direct-key", "f" * 64, decision.id)
-        await uow.idempotency.add([binding])
+        [row] = rows
+        await uow.idempotency.add(
+            [NewKeyBinding("direct-client", "direct-key", "f" * 64, row.id, row.recorded_at)]
+        )
         bound = await uow.idempotency.get([("direct-client", "direct-key")])
         await uow.commit()
 
-    [row] = rows
     assert zone == "Pacific/Chatham"
     assert row.recorded_at.tzinfo is UTC
     assert row.recorded_at >= first.recorded_at
@@ -92,16 +93,15 @@ async def test_a_refused_row_is_raised_as_sqlalchemy_raises_it(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     [row] = await append(sessions, [new_assessment()])
-    binding = {"client_id": "direct-client", "key": "twice", "fingerprint": "0" * 64, "assessment_id": row.id}
-    statement = DirectStatement.of(_BIND, column_keys=list(binding))
+    twice = [NewKeyBinding("direct-client", "twice", "0" * 64, row.id, row.recorded_at)] * 2
 
     async with sessions() as session:
         with pytest.raises(IntegrityError):
-            await execute_many(session, statement, [binding, binding])
+            await copy_insert(session, [binding._asdict() for binding in twice], KEY_BINDINGS)
 
     async def bind_twice() -> None:
         async with UnitOfWork(sessions) as uow:
-            await uow.idempotency.add([("direct-client", "again", "0" * 64, uuid.uuid4())] * 2)
+            await uow.idempotency.add(twice)
             await uow.commit()
 
     with pytest.raises(WriteRefused):  # and the unit of work makes it what it makes any refusal

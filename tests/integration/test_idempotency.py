@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store.models import IdempotencyKey
-from app.store.repositories import IDEMPOTENCY_LOCK_SPACE, _key_lock
+from app.store.repositories import IDEMPOTENCY_LOCK_SPACE, KeyBinding, NewKeyBinding, _key_lock
 from app.store.unit_of_work import UnitOfWork
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import caller_of, count_rows, key_headers
@@ -463,17 +463,36 @@ async def test_a_batch_of_bindings_is_written_as_given(
         response = await post(client, assessment_body())
         assert response.status_code == 201, response.text
         made.append(uuid.UUID(response.json()["id"]))
-    bindings = [("batch-client", new_key(), f"{index:064x}", decision) for index, decision in enumerate(made)]
+    at = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    bindings = [
+        NewKeyBinding("batch-client", new_key(), f"{index:064x}", decision, at + timedelta(seconds=index))
+        for index, decision in enumerate(made)
+    ]
 
     async with UnitOfWork(sessions) as uow:
-        before = await uow.keys.now()
         await uow.idempotency.add(bindings)
         await uow.commit()
     async with UnitOfWork(sessions) as uow:
-        read = await uow.idempotency.get([(client_id, key) for client_id, key, _, _ in bindings])
-        after = await uow.keys.now()
+        read = await uow.idempotency.get([(binding.client_id, binding.key) for binding in bindings])
 
-    assert {ref: (binding.fingerprint, binding.assessment_id) for ref, binding in read.items()} == {
-        (client_id, key): (fingerprint, decision) for client_id, key, fingerprint, decision in bindings
+    assert read == {
+        (binding.client_id, binding.key): KeyBinding(
+            binding.fingerprint, binding.assessment_id, binding.created_at
+        )
+        for binding in bindings
     }
-    assert all(before <= binding.created_at <= after for binding in read.values())
+
+
+async def test_a_key_is_bound_at_the_time_its_decision_was_recorded(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    key = new_key()
+
+    response = await post(client, assessment_body(), key=key)
+
+    assert response.status_code == 201, response.text
+    decision = response.json()
+    async with UnitOfWork(sessions) as uow:
+        [binding] = (await uow.idempotency.get([(decision["audit"]["client_id"], key)])).values()
+    assert binding.assessment_id == uuid.UUID(decision["id"])
+    assert binding.created_at == datetime.fromisoformat(decision["recorded_at"])

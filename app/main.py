@@ -195,6 +195,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry spans would carry request paths, and paths carry subject ids; the
+        # service's metrics and log lines name routes by their template only. Off, it also stops looking
+        # up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     app.state.access = access

@@ -9,9 +9,8 @@ and documented in the OpenAPI document, exactly as any other route, but at run t
 - reads each of its header parameters by its alias and validates it with the parameter's own FastAPI field,
   and raises what they fail with as FastAPI raises it (a ``RequestValidationError``, answered 422). A header
   parameter must name its alias (not its own name, which FastAPI reads with hyphens for underscores), take
-  one value (no list, no model) and have a default; FastAPI's own
-  ``request_params_to_args`` would work out which kind each parameter is again on every request, which
-  cost more than validating it;
+  one value (no list, no model) and have a default. FastAPI's own ``request_params_to_args`` works out
+  again on every request which kind each parameter is, which cost more than validating it;
 - calls the endpoint with the request and those headers; the endpoint returns its ``Response`` itself.
 
 A path, query, cookie or body parameter, or a ``Response`` parameter, is refused too. What is refused is

@@ -48,9 +48,17 @@ def on_postgresql(session: AsyncSession) -> bool:
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under the session, in the session's transaction (begun if need be)."""
+    transaction = session.sync_session.get_transaction()
+    kept = session.info.get(_DRIVER)
+    if transaction is not None and kept is not None and kept[0] is transaction:
+        return cast(psycopg.AsyncConnection[Any], kept[1])
     connection = await session.connection()
     raw = await connection.get_raw_connection()
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), raw.driver_connection)
     return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
+
+
+_DRIVER = "il6_driver_connection"
 
 
 def as_sqlalchemy_error(statement: str, error: psycopg.Error) -> DBAPIError:

@@ -15,7 +15,7 @@ from app.domain.access import issue_key
 from app.settings import Environment, Settings
 from app.store.copy_append import KEY_BINDINGS, copy_insert
 from app.store.database import create_engine_for, create_lookup_session_factory, create_session_factory
-from app.store.direct import DirectStatement, fetch_all
+from app.store.direct import DirectStatement, driver_connection, fetch_all
 from app.store.key_repository import _KEY_COLUMNS
 from app.store.models import ApiKey
 from app.store.repositories import _BINDINGS, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS, NewKeyBinding
@@ -169,3 +169,28 @@ async def test_a_lookup_session_runs_each_statement_on_its_own(database_url: str
     assert second is not None
     assert second > first  # no transaction: now() moves
     assert in_one[0] == in_one[1]  # one transaction: now() is its start
+
+
+_TRANSACTION = DirectStatement.of(text("SELECT pg_backend_pid(), txid_current()"))
+
+
+@ON_POSTGRESQL
+async def test_statements_run_on_the_connection_the_session_holds_at_the_moment(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as one:
+        [first] = await fetch_all(one, _TRANSACTION)
+        [same] = await fetch_all(one, _TRANSACTION)
+        await one.commit()  # its connection goes back to the pool, the only one idle there
+        async with sessions() as two:
+            [drawn_again] = await fetch_all(two, _TRANSACTION)
+            [after_commit] = await fetch_all(one, _TRANSACTION)
+            held = (await (await one.connection()).get_raw_connection()).driver_connection
+            assert await driver_connection(one) is held
+        await one.rollback()
+        [after_rollback] = await fetch_all(one, _TRANSACTION)
+
+    assert same == first  # one transaction, one connection
+    assert after_commit[0] != drawn_again[0]  # never the connection another session now holds
+    assert after_commit[1] != first[1]
+    assert after_rollback[1] not in (first[1], after_commit[1])

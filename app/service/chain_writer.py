@@ -32,7 +32,7 @@ from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestI
 from app.service.observability import AuditObserver, NoObserver, RecordedDecision
 from app.service.pending_decisions import Claim, Correction, Pending, Written
 from app.store.classifier_repositories import NewShadowDecision
-from app.store.repositories import NewAssessment, NewKeyBinding, StoredAssessment
+from app.store.repositories import NewAssessment, NewKeyBinding, StoredAssessment, Turn
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 
 logger = logging.getLogger(__name__)
@@ -260,9 +260,10 @@ class ChainWriter:
         """One transaction in the chain's turn: every key and correction is checked, and every decision
         that passes is appended, before anything commits; ``committed`` gets the answers once it has."""
         outcomes: list[Answer | None] = [None] * len(batch)
+        claims = self._first_claims(batch, outcomes)
         async with self._unit_of_work() as uow:
-            await uow.assessments.lock_chain()
-            expired = await self._check_keys(uow, batch, outcomes)
+            turn = await uow.assessments.take_turn(list(claims))
+            expired = await self._check_keys(uow, claims, turn, outcomes)
             await self._check_corrections(uow, batch, outcomes)
             accepted: list[NewAssessment] = []
             shadows: list[NewShadowDecision] = []
@@ -277,7 +278,7 @@ class ChainWriter:
                 shadows += pending.shadows
                 if pending.claim is not None:
                     claimed.append((pending.claim, pending.decision))
-            rows = await uow.assessments.append(accepted)
+            rows = await uow.assessments.append(accepted, turn)
             # A key is bound when its decision is recorded: at the decision's time, by the database's clock.
             recorded_at = {row.id: row.recorded_at for row in rows}
             bindings = [
@@ -299,11 +300,11 @@ class ChainWriter:
             await uow.commit()
             committed.extend(answers)
 
-    async def _check_keys(
-        self, uow: UnitOfWork, batch: Sequence[Pending], outcomes: list[Answer | None]
-    ) -> list[tuple[str, str]]:
-        """Answer each request whose key made a decision already; refuse keys another request is using.
-        Returns the keys bound so long ago that they are free again."""
+    @staticmethod
+    def _first_claims(
+        batch: Sequence[Pending], outcomes: list[Answer | None]
+    ) -> dict[tuple[str, str], tuple[int, Claim]]:
+        """Each key the batch carries, with the first request that carries it; a later one waits."""
         first: dict[tuple[str, str], tuple[int, Claim]] = {}
         for index, pending in enumerate(batch):
             if pending.claim is None:
@@ -312,17 +313,25 @@ class ChainWriter:
                 outcomes[index] = NEXT_BATCH
             else:
                 first[pending.claim.ref] = (index, pending.claim)
-        refs = list(first)
-        held = await uow.idempotency.try_lock(refs)
-        bound = await uow.idempotency.get(refs)
+        return first
+
+    async def _check_keys(
+        self,
+        uow: UnitOfWork,
+        first: dict[tuple[str, str], tuple[int, Claim]],
+        turn: Turn,
+        outcomes: list[Answer | None],
+    ) -> list[tuple[str, str]]:
+        """Answer each request whose key made a decision already; refuse keys another request is using.
+        Returns the keys bound so long ago that they are free again."""
         expired: list[tuple[str, str]] = []
         now = datetime.now(UTC)
-        for ref, free in zip(refs, held, strict=True):
+        for ref, free in zip(first, turn.held, strict=True):
             index, claim = first[ref]
             if not free:
                 outcomes[index] = RequestInProgress("a request with this Idempotency-Key is being decided")
                 continue
-            binding = bound.get(ref)
+            binding = turn.bound.get(ref)
             if binding is not None and binding.created_at + self._idempotency_ttl <= now:
                 expired.append(ref)
                 binding = None

@@ -1,5 +1,6 @@
 """Statements run by psycopg directly, on PostgreSQL, in the session's own transaction (or, in autocommit,
 on its own): for the few run for every group the audit writer appends and for every request's key lookup.
+Statements that need nothing from one another's results go in one message (``fetch_each``).
 
 Each is written once as a SQLAlchemy statement and compiled once, at import, to PostgreSQL's SQL; only the
 execution skips SQLAlchemy (its execution context, result machinery and greenlet switches), which cost two
@@ -80,3 +81,34 @@ async def fetch_all(
             return await cursor.fetchall()
     except psycopg.Error as error:
         raise as_sqlalchemy_error(statement.sql, error) from error
+
+
+async def fetch_each(
+    session: AsyncSession, statements: Sequence[tuple[DirectStatement, Mapping[str, Any] | None]]
+) -> list[list[tuple[Any, ...]]]:
+    """Every row each statement returns, as tuples, statement by statement, for one round trip.
+
+    The statements go as one message (PostgreSQL's simple query protocol, their values bound into the text
+    by psycopg's own quoting). PostgreSQL runs them one after another, each at READ COMMITTED with a
+    snapshot of its own, as one at a time would; the first that fails ends the message, and its error is
+    raised. One message, not a pipeline of several: a connection that goes silent partway through leaves
+    its session waiting for a command, where ``idle_in_transaction_session_timeout`` ends it, never in the
+    middle of a pipeline, where no timeout does.
+    """
+    driver = await driver_connection(session)
+    quoting = psycopg.AsyncClientCursor(driver)
+    text = ";\n".join(
+        quoting.mogrify(statement.sql, statement.parameters(given or {})) for statement, given in statements
+    )
+    try:
+        async with driver.cursor() as cursor:
+            await cursor.execute(text.encode(), prepare=False)  # never prepared: the values are in the text
+            results = [await cursor.fetchall()]
+            while cursor.nextset():
+                results.append(await cursor.fetchall())
+    except psycopg.Error as error:
+        # The statements without their values (hide_parameters): a key or an id never reaches a message.
+        raise as_sqlalchemy_error(";\n".join(statement.sql for statement, _ in statements), error) from error
+    if len(results) != len(statements):
+        raise ValueError(f"{len(statements)} statements gave {len(results)} results")
+    return results

@@ -31,7 +31,7 @@ from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import KEY_BINDINGS, copy_insert, loaded_assessment
-from app.store.direct import DirectStatement, fetch_all, on_postgresql
+from app.store.direct import DirectStatement, fetch_all, fetch_each, on_postgresql
 from app.store.models import Assessment, IdempotencyKey
 from app.store.types import as_utc, utcnow
 
@@ -91,6 +91,13 @@ _WITH_SUCCESSOR = select(Assessment, _SUCCESSOR.id).outerjoin(
 )
 
 
+def _head_of(row: tuple[Any, ...]) -> tuple[ChainHead, datetime]:
+    """The chain head and the clock from a row of ``_HEAD`` as psycopg reads it."""
+    now, seq, hash_, recorded_at = row
+    head = ChainHead.empty() if seq is None else ChainHead(seq, hash_, as_utc(recorded_at))
+    return head, as_utc(now)
+
+
 def is_unique_violation(error: IntegrityError) -> bool:
     """PostgreSQL's SQLSTATE 23505, or SQLite's UNIQUE constraint message."""
     sqlstate = getattr(error.orig, "sqlstate", None)
@@ -125,7 +132,34 @@ class AssessmentRepository:
         await fetch_all(self._session, _DIRECT_LOCK_CHAIN)
         self._chain_locked_in = self._session.sync_session.get_transaction()
 
-    async def append(self, news: Sequence[NewAssessment]) -> list[Assessment]:
+    async def take_turn(self, keys: Sequence[tuple[str, str]]) -> "Turn":
+        """Take the chain's turn (as ``lock_chain``), claim each (client, key) and read what each is bound
+        to (as ``IdempotencyRepository.try_lock`` and ``get``), and read the chain head and the database's
+        clock (as ``append`` would): on PostgreSQL all in one message (``fetch_each``), run in that order.
+
+        Each read runs after the chain's lock is granted, with a snapshot of its own: it sees every append
+        committed before, as when they were sent one by one. ``append(news, turn)`` then links to this head.
+        """
+        keyed = IdempotencyRepository(self._session)
+        if not self._on_postgresql:
+            held, bound = await keyed.try_lock(keys), await keyed.get(keys)
+            head, now = await self._head()
+            return Turn(held, bound, head, now, self._session.sync_session.get_transaction())
+        statements: list[tuple[DirectStatement, dict[str, Any] | None]] = [(_DIRECT_LOCK_CHAIN, None)]
+        if keys:
+            statements += [
+                (_DIRECT_TRY_LOCK_KEYS, _lock_parameters(keys)),
+                (_DIRECT_BINDINGS, _binding_parameters(keys)),
+            ]
+        statements.append((_DIRECT_HEAD, None))
+        results = await fetch_each(self._session, statements)
+        transaction = self._session.sync_session.get_transaction()
+        self._chain_locked_in = transaction
+        held, bound = (_held(results[1]), _bindings(results[2])) if keys else ([], {})
+        head, now = _head_of(results[-1][0])
+        return Turn(held, bound, head, now, transaction)
+
+    async def append(self, news: Sequence[NewAssessment], turn: "Turn | None" = None) -> list[Assessment]:
         """Link decisions to the chain head in order and insert them, stamped by the database clock.
 
         On PostgreSQL a transaction-scoped advisory lock makes appends from every process take turns from
@@ -134,8 +168,13 @@ class AssessmentRepository:
         decisions share one turn, one clock reading and one round trip for their rows: on PostgreSQL one
         binary COPY (the same rows, constraints and triggers as an INSERT, without a statement per row).
         """
-        await self.lock_chain()
-        head, now = await self._head()
+        if turn is None:
+            await self.lock_chain()
+            head, now = await self._head()
+        elif turn.transaction is not self._session.sync_session.get_transaction():
+            raise ValueError("a turn links only appends within the transaction that took it")
+        else:
+            head, now = turn.head, turn.now
         rows: list[dict[str, Any]] = []
         for new in news:
             seq, prev_hash, recorded_at = next_link(head, now)
@@ -161,10 +200,8 @@ class AssessmentRepository:
     async def _head(self) -> tuple[ChainHead, datetime]:
         """The chain's head and the database's clock."""
         if self._on_postgresql:
-            now, seq, hash_, recorded_at = (await fetch_all(self._session, _DIRECT_HEAD))[0]
-            now, recorded_at = as_utc(now), None if recorded_at is None else as_utc(recorded_at)
-        else:
-            now, seq, hash_, recorded_at = (await self._session.execute(_HEAD)).one()
+            return _head_of((await fetch_all(self._session, _DIRECT_HEAD))[0])
+        now, seq, hash_, recorded_at = (await self._session.execute(_HEAD)).one()
         return (ChainHead.empty() if seq is None else ChainHead(seq, hash_, recorded_at)), now
 
     async def get(self, assessment_id: uuid.UUID) -> StoredAssessment | None:
@@ -316,6 +353,39 @@ _DIRECT_TRY_LOCK_KEYS = DirectStatement.of(_TRY_LOCK_KEYS)
 _DIRECT_BINDINGS = DirectStatement.of(_BINDINGS)
 
 
+def _lock_parameters(keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    return {"lock_keys": [_key_lock(*key) for key in keys]}
+
+
+def _held(rows: Sequence[tuple[Any, ...]]) -> list[bool]:
+    return [bool(one) for (one,) in rows]
+
+
+def _binding_parameters(keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    client_ids, names = zip(*keys, strict=True)
+    return {"client_ids": list(client_ids), "keys": list(names)}
+
+
+def _bindings(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], KeyBinding]:
+    return {
+        (client_id, key): KeyBinding(fingerprint, assessment_id, as_utc(created_at))
+        for client_id, key, fingerprint, assessment_id, created_at in rows
+    }
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The chain's turn, taken by ``AssessmentRepository.take_turn``: for each (client, key) asked about,
+    whether this transaction now holds it (``held``, in the order asked) and what it is bound to
+    (``bound``); the chain head and the database's clock read in the turn; the transaction it holds."""
+
+    held: list[bool]
+    bound: dict[tuple[str, str], KeyBinding]
+    head: ChainHead
+    now: datetime
+    transaction: SessionTransaction | None
+
+
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -332,24 +402,14 @@ class IdempotencyRepository:
         """
         if not keys or not self._on_postgresql:
             return [True] * len(keys)
-        held = await fetch_all(
-            self._session, _DIRECT_TRY_LOCK_KEYS, {"lock_keys": [_key_lock(*key) for key in keys]}
-        )
-        return [bool(one) for (one,) in held]
+        return _held(await fetch_all(self._session, _DIRECT_TRY_LOCK_KEYS, _lock_parameters(keys)))
 
     async def get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], KeyBinding]:
         """The bindings of those (client, key) pairs that have one."""
         if not keys:
             return {}
         if self._on_postgresql:
-            client_ids, names = zip(*keys, strict=True)
-            found = await fetch_all(
-                self._session, _DIRECT_BINDINGS, {"client_ids": list(client_ids), "keys": list(names)}
-            )
-            return {
-                (client_id, key): KeyBinding(fingerprint, assessment_id, as_utc(created_at))
-                for client_id, key, fingerprint, assessment_id, created_at in found
-            }
+            return _bindings(await fetch_all(self._session, _DIRECT_BINDINGS, _binding_parameters(keys)))
         rows = await self._session.execute(_BINDINGS_IN, {"refs": list(keys)})
         return {
             (client_id, key): KeyBinding(fingerprint, assessment_id, created_at)

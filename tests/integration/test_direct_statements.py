@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.access import issue_key
 from app.settings import Environment, Settings
 from app.store.copy_append import KEY_BINDINGS, copy_insert
 from app.store.database import create_engine_for, create_lookup_session_factory, create_session_factory
-from app.store.direct import DirectStatement, driver_connection, fetch_all
+from app.store.direct import DirectStatement, driver_connection, fetch_all, fetch_each
 from app.store.key_repository import _KEY_COLUMNS
 from app.store.models import ApiKey
 from app.store.repositories import _BINDINGS, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS, NewKeyBinding
@@ -171,7 +171,48 @@ async def test_a_lookup_session_runs_each_statement_on_its_own(database_url: str
     assert in_one[0] == in_one[1]  # one transaction: now() is its start
 
 
+_ECHO = DirectStatement.of(text("SELECT CAST(:value AS TEXT), CAST(:values AS TEXT[])"))
+_SERIES = DirectStatement.of(text("SELECT generate_series(1, CAST(:count AS INTEGER))"))
+_NOTHING = DirectStatement.of(text("SELECT 1 WHERE false"))
 _TRANSACTION = DirectStatement.of(text("SELECT pg_backend_pid(), txid_current()"))
+
+
+@ON_POSTGRESQL
+async def test_statements_sent_together_answer_each_in_order_with_values_as_given(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    odd = 'it\'s \\ "quoted" {1,2} NULL 50% caf\u00e9 $1 %(value)s'
+    async with sessions() as session:
+        echoed, series, nothing, again = await fetch_each(
+            session,
+            [
+                (_ECHO, {"value": odd, "values": [odd, "NULL", "", "a,b"]}),
+                (_SERIES, {"count": 3}),
+                (_NOTHING, None),
+                (_ECHO, {"value": "", "values": []}),
+            ],
+        )
+
+    assert echoed == [(odd, [odd, "NULL", "", "a,b"])]
+    assert series == [(1,), (2,), (3,)]
+    assert nothing == []
+    assert again == [("", [])]
+
+
+@ON_POSTGRESQL
+async def test_a_statement_sent_together_that_fails_is_raised_without_its_values(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    secret = "SUBJECT-NOT-IN-MESSAGES"
+    failing = DirectStatement.of(text("SELECT CAST(:value AS INTEGER)"))
+    async with sessions() as session:
+        with pytest.raises(DBAPIError) as raised:
+            await fetch_each(
+                session, [(_ECHO, {"value": secret, "values": [secret]}), (failing, {"value": "x"})]
+            )
+
+    assert secret not in str(raised.value)
+    assert "CAST(%(value)s AS INTEGER)" in str(raised.value)
 
 
 @ON_POSTGRESQL
@@ -180,7 +221,7 @@ async def test_statements_run_on_the_connection_the_session_holds_at_the_moment(
 ) -> None:
     async with sessions() as one:
         [first] = await fetch_all(one, _TRANSACTION)
-        [same] = await fetch_all(one, _TRANSACTION)
+        [[same]] = await fetch_each(one, [(_TRANSACTION, None)])
         await one.commit()  # its connection goes back to the pool, the only one idle there
         async with sessions() as two:
             [drawn_again] = await fetch_all(two, _TRANSACTION)

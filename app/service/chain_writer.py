@@ -32,7 +32,8 @@ from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestI
 from app.service.observability import AuditObserver, NoObserver, RecordedDecision
 from app.service.pending_decisions import Claim, Correction, Pending, Written
 from app.store.classifier_repositories import NewShadowDecision
-from app.store.repositories import NewAssessment, NewKeyBinding, StoredAssessment, Turn
+from app.store.idempotency_repository import NewKeyBinding
+from app.store.repositories import NewAssessment, StoredAssessment, Turn
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 
 logger = logging.getLogger(__name__)

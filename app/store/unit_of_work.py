@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store.chain_reader import ChainReader
 from app.store.classifier_repositories import ClassifierRepository, ShadowRepository
+from app.store.idempotency_repository import IdempotencyRepository
 from app.store.key_repository import ApiKeyRepository
 from app.store.monitoring_repository import MonitoringRepository
-from app.store.repositories import AssessmentRepository, IdempotencyRepository
+from app.store.repositories import AssessmentRepository
 
 logger = logging.getLogger(__name__)
 

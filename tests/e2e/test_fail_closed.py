@@ -403,10 +403,9 @@ def test_store_outage_fails_closed_and_the_service_recovers_by_itself(tmp_path: 
 # up on the cancelled query), with its connection discarded.
 
 CHAIN_LOCK_STATEMENT = b"pg_advisory_xact_lock"
-"""In the SQL of AssessmentRepository.lock_chain (app/store/repositories.py), not in the Idempotency-Key's
-pg_try_advisory_xact_lock. On a statement's sixth run on a connection psycopg prepares it (prepare_threshold
-is 5), sending its text alone, and afterwards only its name: the warm-up stays well below that, so that the
-frozen request sends the text together with running it, and the freeze comes once the lock is taken."""
+"""In the SQL of the chain's lock (AssessmentRepository.take_turn, app/store/repositories.py), not in the
+Idempotency-Key's pg_try_advisory_xact_lock. The turn's message is never prepared, so every request sends
+the text: the freeze comes once the message that takes the lock has gone."""
 TRANSACTION_TIMEOUT_S = 2
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 2000
 WARM_UP = 3

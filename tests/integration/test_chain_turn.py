@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.store.repositories import NewKeyBinding, Turn
+from app.store.idempotency_repository import NewKeyBinding
+from app.store.repositories import Turn
 from app.store.unit_of_work import UnitOfWork
 from tests.integration.test_append import append, new_assessment, verifies
 

@@ -16,9 +16,10 @@ from app.settings import Environment, Settings
 from app.store.copy_append import KEY_BINDINGS, copy_insert
 from app.store.database import create_engine_for, create_lookup_session_factory, create_session_factory
 from app.store.direct import DirectStatement, driver_connection, fetch_all, fetch_each
+from app.store.idempotency_repository import _BINDINGS, _TRY_LOCK_KEYS, NewKeyBinding
 from app.store.key_repository import _KEY_COLUMNS
 from app.store.models import ApiKey
-from app.store.repositories import _BINDINGS, _HEAD, _LOCK_CHAIN, _TRY_LOCK_KEYS, NewKeyBinding
+from app.store.repositories import _HEAD, _LOCK_CHAIN
 from app.store.unit_of_work import UnitOfWork, WriteRefused
 from tests.integration.test_append import append, new_assessment, verifies
 

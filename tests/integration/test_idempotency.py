@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.store.idempotency_repository import IDEMPOTENCY_LOCK_SPACE, KeyBinding, NewKeyBinding, _key_lock
 from app.store.models import IdempotencyKey
-from app.store.repositories import IDEMPOTENCY_LOCK_SPACE, KeyBinding, NewKeyBinding, _key_lock
 from app.store.unit_of_work import UnitOfWork
 from tests.factories import assessment_body, subject_id
 from tests.integration.conftest import caller_of, count_rows, key_headers

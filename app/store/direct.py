@@ -84,31 +84,32 @@ async def fetch_all(
 
 
 async def fetch_each(
-    session: AsyncSession, statements: Sequence[tuple[DirectStatement, Mapping[str, Any] | None]]
+    session: AsyncSession, statements: Sequence[DirectStatement]
 ) -> list[list[tuple[Any, ...]]]:
     """Every row each statement returns, as tuples, statement by statement, for one round trip.
 
-    The statements go as one message (PostgreSQL's simple query protocol, their values bound into the text
-    by psycopg's own quoting). PostgreSQL runs them one after another, each at READ COMMITTED with a
-    snapshot of its own, as one at a time would; the first that fails ends the message, and its error is
+    The statements go as one message (PostgreSQL's simple query protocol), so each must be whole: only its
+    own literals, quoted into the text by psycopg, and no value of a caller's, which would then reach the
+    server's log of a failed statement. PostgreSQL runs them one after another, each at READ COMMITTED with
+    a snapshot of its own, as one at a time would; the first that fails ends the message, and its error is
     raised. One message, not a pipeline of several: a connection that goes silent partway through leaves
     its session waiting for a command, where ``idle_in_transaction_session_timeout`` ends it, never in the
     middle of a pipeline, where no timeout does.
     """
+    for statement in statements:
+        if any(value is None for value in statement.fixed.values()):
+            raise ValueError("a statement sent together with others carries its own values only")
     driver = await driver_connection(session)
     quoting = psycopg.AsyncClientCursor(driver)
-    text = ";\n".join(
-        quoting.mogrify(statement.sql, statement.parameters(given or {})) for statement, given in statements
-    )
+    text = ";\n".join(quoting.mogrify(statement.sql, statement.fixed) for statement in statements)
     try:
         async with driver.cursor() as cursor:
-            await cursor.execute(text.encode(), prepare=False)  # never prepared: the values are in the text
+            await cursor.execute(text.encode(), prepare=False)
             results = [await cursor.fetchall()]
             while cursor.nextset():
                 results.append(await cursor.fetchall())
     except psycopg.Error as error:
-        # The statements without their values (hide_parameters): a key or an id never reaches a message.
-        raise as_sqlalchemy_error(";\n".join(statement.sql for statement, _ in statements), error) from error
+        raise as_sqlalchemy_error(text, error) from error
     if len(results) != len(statements):
         raise ValueError(f"{len(statements)} statements gave {len(results)} results")
     return results

@@ -101,32 +101,44 @@ _FORGET_IN = delete(_KEYS).where(
 """As ``_BINDINGS`` and ``_BINDINGS_IN``: the keys given, and only them."""
 _BIND = insert(_KEYS)
 """On SQLite; PostgreSQL takes a COPY."""
+_CLAIMED_ROWS = (
+    func.unnest(
+        sql_cast(bindparam("lock_keys"), ARRAY(Integer)),
+        sql_cast(bindparam("client_ids"), ARRAY(String)),
+        sql_cast(bindparam("keys"), ARRAY(String)),
+    )
+    .table_valued("lock_key", "client_id", "key", with_ordinality="position")
+    .render_derived(name="claimed")
+)
+_CLAIM = (
+    select(
+        func.pg_try_advisory_xact_lock(literal(IDEMPOTENCY_LOCK_SPACE, Integer), _CLAIMED_ROWS.c.lock_key),
+        *_BINDING_COLUMNS,
+    )
+    .select_from(
+        _CLAIMED_ROWS.outerjoin(
+            _KEYS, and_(_KEYS.c.client_id == _CLAIMED_ROWS.c.client_id, _KEYS.c.key == _CLAIMED_ROWS.c.key)
+        )
+    )
+    .order_by(_CLAIMED_ROWS.c.position)
+)
+"""``_TRY_LOCK_KEYS`` and ``_BINDINGS`` in one statement: one row per key, in the order given, whether this
+transaction now holds it and, when it has one, its binding."""
 _DIRECT_TRY_LOCK_KEYS = DirectStatement.of(_TRY_LOCK_KEYS)
 _DIRECT_BINDINGS = DirectStatement.of(_BINDINGS)
+_DIRECT_CLAIM = DirectStatement.of(_CLAIM)
 
 
-Read = tuple[DirectStatement, dict[str, Any]]
-"""A statement run through psycopg and the values it is run with."""
+def _lock_keys(keys: Sequence[tuple[str, str]]) -> list[int]:
+    return [_key_lock(*key) for key in keys]
 
 
-def claim_keys(keys: Sequence[tuple[str, str]]) -> Read:
-    """Claim each (client, key) for this transaction: one row per key, in the order given (``claimed``)."""
-    return _DIRECT_TRY_LOCK_KEYS, {"lock_keys": [_key_lock(*key) for key in keys]}
-
-
-def claimed(rows: Sequence[tuple[Any, ...]]) -> list[bool]:
-    """Whether this transaction now holds each key, from the rows of ``claim_keys``."""
-    return [bool(one) for (one,) in rows]
-
-
-def read_bindings(keys: Sequence[tuple[str, str]]) -> Read:
-    """The bindings of those (client, key) pairs that have one (``bindings_of``)."""
+def _wanted(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     client_ids, names = zip(*keys, strict=True)
-    return _DIRECT_BINDINGS, {"client_ids": list(client_ids), "keys": list(names)}
+    return {"client_ids": list(client_ids), "keys": list(names)}
 
 
-def bindings_of(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], KeyBinding]:
-    """The bindings from the rows of ``read_bindings``, times in UTC."""
+def _bindings(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], KeyBinding]:
     return {
         (client_id, key): KeyBinding(fingerprint, assessment_id, as_utc(created_at))
         for client_id, key, fingerprint, assessment_id, created_at in rows
@@ -149,26 +161,36 @@ class IdempotencyRepository:
         """
         if not keys or not self._on_postgresql:
             return [True] * len(keys)
-        return claimed(await fetch_all(self._session, *claim_keys(keys)))
+        held = await fetch_all(self._session, _DIRECT_TRY_LOCK_KEYS, {"lock_keys": _lock_keys(keys)})
+        return [bool(one) for (one,) in held]
 
     async def get(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], KeyBinding]:
         """The bindings of those (client, key) pairs that have one."""
         if not keys:
             return {}
         if self._on_postgresql:
-            return bindings_of(await fetch_all(self._session, *read_bindings(keys)))
+            return _bindings(await fetch_all(self._session, _DIRECT_BINDINGS, _wanted(keys)))
         rows = await self._session.execute(_BINDINGS_IN, {"refs": list(keys)})
         return {
             (client_id, key): KeyBinding(fingerprint, assessment_id, created_at)
             for client_id, key, fingerprint, assessment_id, created_at in rows
         }
 
+    async def claim(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> tuple[list[bool], dict[tuple[str, str], KeyBinding]]:
+        """``try_lock`` and ``get`` at once: on PostgreSQL one statement, for a transaction that holds the
+        chain's turn (every binding is written in one, so none changes between the two)."""
+        if not keys or not self._on_postgresql:
+            return await self.try_lock(keys), await self.get(keys)
+        rows = await fetch_all(self._session, _DIRECT_CLAIM, {"lock_keys": _lock_keys(keys), **_wanted(keys)})
+        return [bool(row[0]) for row in rows], _bindings([row[1:] for row in rows if row[1] is not None])
+
     async def forget(self, keys: Sequence[tuple[str, str]]) -> None:
         if not keys:
             return
         if self._on_postgresql:
-            client_ids, names = zip(*keys, strict=True)
-            await self._session.execute(_FORGET, {"client_ids": list(client_ids), "keys": list(names)})
+            await self._session.execute(_FORGET, _wanted(keys))
         else:
             await self._session.execute(_FORGET_IN, {"refs": list(keys)})
 

@@ -23,14 +23,7 @@ from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
 from app.store.direct import DirectStatement, fetch_all, fetch_each, on_postgresql
-from app.store.idempotency_repository import (
-    IdempotencyRepository,
-    KeyBinding,
-    bindings_of,
-    claim_keys,
-    claimed,
-    read_bindings,
-)
+from app.store.idempotency_repository import IdempotencyRepository, KeyBinding
 from app.store.models import Assessment
 from app.store.types import as_utc, utcnow
 
@@ -129,28 +122,21 @@ class AssessmentRepository:
         self._chain_locked_in = self._session.sync_session.get_transaction()
 
     async def take_turn(self, keys: Sequence[tuple[str, str]]) -> "Turn":
-        """Take the chain's turn (as ``lock_chain``), claim each (client, key) and read what each is bound
-        to (as ``IdempotencyRepository.try_lock`` and ``get``), and read the chain head and the database's
-        clock (as ``append`` would): on PostgreSQL all in one message (``fetch_each``), run in that order.
-
-        Each read runs after the chain's lock is granted, with a snapshot of its own: it sees every append
-        committed before, as when they were sent one by one. ``append(news, turn)`` then links to this head.
+        """Take the chain's turn (as ``lock_chain``), read the chain head and the database's clock (as
+        ``append`` would), then claim each (client, key) and read what each is bound to
+        (``IdempotencyRepository.claim``). On PostgreSQL the lock and the head go as one message
+        (``fetch_each``), the head read after the lock is granted, with a snapshot of its own: it sees every
+        append committed before, as when they were sent one by one. ``append(news, turn)`` then links to
+        this head.
         """
-        keyed = IdempotencyRepository(self._session)
-        if not self._on_postgresql:
-            held, bound = await keyed.try_lock(keys), await keyed.get(keys)
+        if self._on_postgresql:
+            _, [row] = await fetch_each(self._session, [_DIRECT_LOCK_CHAIN, _DIRECT_HEAD])
+            self._chain_locked_in = self._session.sync_session.get_transaction()
+            head, now = _head_of(row)
+        else:
             head, now = await self._head()
-            return Turn(held, bound, head, now, self._session.sync_session.get_transaction())
-        statements: list[tuple[DirectStatement, dict[str, Any] | None]] = [(_DIRECT_LOCK_CHAIN, None)]
-        if keys:
-            statements += [claim_keys(keys), read_bindings(keys)]
-        statements.append((_DIRECT_HEAD, None))
-        results = await fetch_each(self._session, statements)
-        transaction = self._session.sync_session.get_transaction()
-        self._chain_locked_in = transaction
-        held, bound = (claimed(results[1]), bindings_of(results[2])) if keys else ([], {})
-        head, now = _head_of(results[-1][0])
-        return Turn(held, bound, head, now, transaction)
+        held, bound = await IdempotencyRepository(self._session).claim(keys)
+        return Turn(held, bound, head, now, self._session.sync_session.get_transaction())
 
     async def append(self, news: Sequence[NewAssessment], turn: "Turn | None" = None) -> list[Assessment]:
         """Link decisions to the chain head in order and insert them, stamped by the database clock.

@@ -1,6 +1,6 @@
-"""AssessmentRepository.take_turn, how the audit writer opens each transaction: the chain's lock, the
-Idempotency-Keys' claims and bindings, the head and the clock. On PostgreSQL they go as one message; what
-they answer is what asking one at a time answers, read after the lock is granted."""
+"""AssessmentRepository.take_turn, how the audit writer opens each transaction: the chain's lock, the head
+and the clock (on PostgreSQL one message), then the Idempotency-Keys' claims and bindings (one statement).
+What they answer is what asking one at a time answers, read after the lock is granted."""
 
 import asyncio
 import time
@@ -117,11 +117,12 @@ async def test_a_waiting_turn_reads_what_the_turn_before_it_committed(
         await holder.commit()
     turn = await asyncio.wait_for(waiting, 10)
 
-    # One message: the session waiting for the lock had been sent the reads that follow it too.
+    # One message: the session waiting for the lock had been sent the head's read too, and no key.
     [(query,)] = queries
     assert "pg_advisory_xact_lock" in query
-    assert "pg_try_advisory_xact_lock" in query
     assert "clock_timestamp()" in query
+    assert "pg_try_advisory_xact_lock" not in query
+    assert key[1] not in query
     # Each read ran after the lock was granted, and saw what the turn before it committed meanwhile.
     assert (turn.head.seq, turn.head.hash) == (appended.seq, appended.hash) != (first.seq, first.hash)
     assert turn.bound[key].assessment_id == appended.id
@@ -150,3 +151,17 @@ async def test_keys_of_any_text_are_claimed_and_read_as_given(
     with db.connect() as connection:
         stored = connection.execute(text("SELECT client_id, key FROM idempotency_key")).all()
     assert sorted((client_id, key) for client_id, key in stored) == sorted(keys[:3])
+
+
+@pytest.mark.parametrize("own_database", ["postgresql"], indirect=True)
+async def test_a_key_another_transaction_holds_is_not_claimed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    held_elsewhere, free = ("turn-client", "held-elsewhere"), ("turn-client", "free")
+    async with UnitOfWork(sessions) as other:
+        assert await other.idempotency.try_lock([held_elsewhere]) == [True]
+        async with UnitOfWork(sessions) as uow:
+            turn = await uow.assessments.take_turn([held_elsewhere, free])
+
+    assert turn.held == [False, True]
+    assert turn.bound == {}

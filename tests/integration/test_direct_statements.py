@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, literal, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -172,48 +172,42 @@ async def test_a_lookup_session_runs_each_statement_on_its_own(database_url: str
     assert in_one[0] == in_one[1]  # one transaction: now() is its start
 
 
-_ECHO = DirectStatement.of(text("SELECT CAST(:value AS TEXT), CAST(:values AS TEXT[])"))
-_SERIES = DirectStatement.of(text("SELECT generate_series(1, CAST(:count AS INTEGER))"))
-_NOTHING = DirectStatement.of(text("SELECT 1 WHERE false"))
 _TRANSACTION = DirectStatement.of(text("SELECT pg_backend_pid(), txid_current()"))
+_ODD = 'it\'s \\ "quoted" {1,2} NULL 50% caf\u00e9 $1 %(value)s'
 
 
 @ON_POSTGRESQL
-async def test_statements_sent_together_answer_each_in_order_with_values_as_given(
+async def test_statements_sent_together_answer_each_in_order_with_their_own_values(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    odd = 'it\'s \\ "quoted" {1,2} NULL 50% caf\u00e9 $1 %(value)s'
+    echo = DirectStatement.of(select(literal(_ODD), literal(-(2**62))))
+    series = DirectStatement.of(text("SELECT generate_series(1, 3)"))
+    nothing = DirectStatement.of(text("SELECT 1 WHERE false"))
     async with sessions() as session:
-        echoed, series, nothing, again = await fetch_each(
-            session,
-            [
-                (_ECHO, {"value": odd, "values": [odd, "NULL", "", "a,b"]}),
-                (_SERIES, {"count": 3}),
-                (_NOTHING, None),
-                (_ECHO, {"value": "", "values": []}),
-            ],
+        echoed, counted, empty, [(transaction,)] = await fetch_each(
+            session, [echo, series, nothing, DirectStatement.of(text("SELECT txid_current()"))]
         )
+        [(same,)] = await fetch_all(session, DirectStatement.of(text("SELECT txid_current()")))
 
-    assert echoed == [(odd, [odd, "NULL", "", "a,b"])]
-    assert series == [(1,), (2,), (3,)]
-    assert nothing == []
-    assert again == [("", [])]
+    assert echoed == [(_ODD, -(2**62))]
+    assert counted == [(1,), (2,), (3,)]
+    assert empty == []
+    assert transaction == same  # in the session's transaction
 
 
 @ON_POSTGRESQL
-async def test_a_statement_sent_together_that_fails_is_raised_without_its_values(
+async def test_statements_sent_together_take_no_callers_values_and_raise_as_sqlalchemy_does(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    secret = "SUBJECT-NOT-IN-MESSAGES"
-    failing = DirectStatement.of(text("SELECT CAST(:value AS INTEGER)"))
+    given = DirectStatement.of(text("SELECT CAST(:value AS TEXT)"))
+    failing = DirectStatement.of(text("SELECT CAST('x' AS INTEGER)"))
     async with sessions() as session:
+        with pytest.raises(ValueError, match="its own values only"):
+            await fetch_each(session, [_TRANSACTION, given])
         with pytest.raises(DBAPIError) as raised:
-            await fetch_each(
-                session, [(_ECHO, {"value": secret, "values": [secret]}), (failing, {"value": "x"})]
-            )
+            await fetch_each(session, [_TRANSACTION, failing])
 
-    assert secret not in str(raised.value)
-    assert "CAST(%(value)s AS INTEGER)" in str(raised.value)
+    assert "CAST('x' AS INTEGER)" in str(raised.value)
 
 
 @ON_POSTGRESQL
@@ -222,7 +216,7 @@ async def test_statements_run_on_the_connection_the_session_holds_at_the_moment(
 ) -> None:
     async with sessions() as one:
         [first] = await fetch_all(one, _TRANSACTION)
-        [[same]] = await fetch_each(one, [(_TRANSACTION, None)])
+        [[same]] = await fetch_each(one, [_TRANSACTION])
         await one.commit()  # its connection goes back to the pool, the only one idle there
         async with sessions() as two:
             [drawn_again] = await fetch_all(two, _TRANSACTION)

@@ -1,7 +1,6 @@
 """The application factory: settings, engine, classifier registry and services, built once at start-up."""
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -30,6 +29,7 @@ from app.api.routers import cds_hooks as cds_hooks_routes
 from app.api.routers import metrics as metrics_routes
 from app.api.routers import redcap as redcap_routes
 from app.api.security_headers import DOCS_PATHS, SecurityHeadersMiddleware
+from app.collector import serving
 from app.domain.classifiers.registry import load_registry
 from app.logs import configure_logging
 from app.ml.model_version import BUILDERS
@@ -166,23 +166,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except RuntimeError:
                 await engine.dispose()
                 raise
-        # Objects alive after start-up never need collecting: keep them out of the collector's scans.
         await classifiers.start()
-        gc.freeze()
-        refreshing = asyncio.create_task(classifiers.run(), name="classifier-refresh")
-        publishing = (
-            asyncio.create_task(publisher.run(), name="audit-checkpoints")
-            if settings.checkpoint_interval_s > 0
-            else None
-        )
-        yield
-        refreshing.cancel()
-        with suppress(asyncio.CancelledError):
-            await refreshing
-        if publishing is not None:
-            publishing.cancel()
+        with serving():  # start-up's objects frozen out of scans, young collections less often
+            refreshing = asyncio.create_task(classifiers.run(), name="classifier-refresh")
+            publishing = (
+                asyncio.create_task(publisher.run(), name="audit-checkpoints")
+                if settings.checkpoint_interval_s > 0
+                else None
+            )
+            yield
+            refreshing.cancel()
             with suppress(asyncio.CancelledError):
-                await publishing
+                await refreshing
+            if publishing is not None:
+                publishing.cancel()
+                with suppress(asyncio.CancelledError):
+                    await publishing
         await writer.aclose()  # what was accepted is written before the store closes
         if redcap is not None:
             await redcap.aclose()

@@ -3,9 +3,10 @@
 ``POST /v1/assessments`` takes the body ``POST /v1/assessments`` of the service validates
 (``app.api.schemas.assessments.AssessmentIn``, imported, not copied, so the two cannot drift apart), as an
 ordinary FastAPI body parameter, and answers 201 with a small JSON object. Nothing else: no database, no
-authentication, no middleware, no rate limit, no audit record, no decision. Whatever a service request
-costs beyond this is what the service adds to the cheapest FastAPI endpoint that accepts the same request
-on the same server settings; the benchmark reports the service's throughput as a share of this one's.
+authentication, no middleware, no rate limit, no FastAPI telemetry (off, as in the service), no audit
+record, no decision. Whatever a service request costs beyond this is what the service adds to the cheapest
+FastAPI endpoint that accepts the same request on the same server settings; the benchmark reports the
+service's throughput as a share of this one's.
 
 The request's other headers (Authorization, Idempotency-Key) are ignored, so the load generator can send
 the service's requests unchanged. ``GET /readyz`` answers 200 so that the benchmark waits for this server
@@ -28,7 +29,15 @@ from fastapi import FastAPI
 from app.api.schemas.assessments import AssessmentIn
 from app.ml.artifact import loads
 
-app = FastAPI(title="IL6 bench floor", openapi_url=None, docs_url=None, redoc_url=None)
+app = FastAPI(
+    title="IL6 bench floor",
+    openapi_url=None,
+    docs_url=None,
+    redoc_url=None,
+    # As the service runs FastAPI: without its own OpenTelemetry instrumentation, which otherwise looks
+    # up the global providers on every request. The floor stays the cheapest endpoint FastAPI serves.
+    telemetry={"tracing": False, "metrics": False, "logs": False},
+)
 _ARTIFACT = os.environ.get("BENCH_SKLEARN_ARTIFACT")
 MODEL: Any = None if _ARTIFACT is None else loads(Path(_ARTIFACT).read_bytes())
 

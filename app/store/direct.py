@@ -9,6 +9,7 @@ converts what a column type would have converted (UTC for a timestamp, say). Err
 raises them (``DBAPIError`` and its subclasses), so the unit of work treats them alike.
 """
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -51,11 +52,13 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     """The psycopg connection under the session, in the session's transaction (begun if need be)."""
     transaction = session.sync_session.get_transaction()
     kept = session.info.get(_DRIVER)
-    if transaction is not None and kept is not None and kept[0] is transaction:
+    if transaction is not None and kept is not None and kept[0]() is transaction:
         return cast(psycopg.AsyncConnection[Any], kept[1])
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    session.info[_DRIVER] = (session.sync_session.get_transaction(), raw.driver_connection)
+    # The transaction by a weak reference: a strong one would make the session a reference cycle
+    # (session, info, transaction, session) that only the garbage collector frees.
+    session.info[_DRIVER] = (weakref.ref(session.sync_session.get_transaction()), raw.driver_connection)
     return cast(psycopg.AsyncConnection[Any], raw.driver_connection)
 
 

@@ -3,6 +3,8 @@ key lookup: the same SQL and answers as through SQLAlchemy, times in UTC whateve
 errors raised as SQLAlchemy raises them, and lookups outside any transaction."""
 
 import asyncio
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,3 +232,23 @@ async def test_statements_run_on_the_connection_the_session_holds_at_the_moment(
     assert after_commit[0] != drawn_again[0]  # never the connection another session now holds
     assert after_commit[1] != first[1]
     assert after_rollback[1] not in (first[1], after_commit[1])
+
+
+@ON_POSTGRESQL
+async def test_a_session_that_read_directly_is_freed_without_the_garbage_collector(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # A reference cycle through the session would keep it, its transaction and its connection's objects
+    # until a collection: with the collector off, only reference counting can free it.
+    gc.collect()
+    gc.disable()
+    try:
+        async with sessions() as session:
+            await fetch_all(session, _TRANSACTION)
+            await fetch_each(session, [_TRANSACTION])
+            freed = weakref.ref(session.sync_session)
+            await session.commit()
+        del session
+        assert freed() is None
+    finally:
+        gc.enable()

@@ -4,8 +4,9 @@ A benchmark, not a test. Over HTTP (bench/audit_appends.py) the server, the load
 share the CPUs, and one figure per stage says what a decision costs in all, not where. This one calls the
 ASGI applications directly, with no HTTP server and no load generator: ``--concurrency`` coroutines each
 send ``POST /v1/assessments`` requests, one after another, to the application object, and the process's
-own CPU time (user and system, ``time.process_time``) is divided by the 201s. Three variants, each in a
-process of its own (so that none inherits another's state), on the same requests:
+own CPU time (user and system, ``time.process_time``) is divided by the 201s, as is the part of it the
+garbage collector took (timed by ``gc.callbacks``). Three variants, each in a process of its own (so that
+none inherits another's state), on the same requests:
 
 - ``floor``: bench/floor_app.py, the bare FastAPI endpoint the HTTP benchmark compares with;
 - ``service, no store``: the service as deployed (``create_app``, production settings, on PostgreSQL),
@@ -28,6 +29,7 @@ Log lines are written at WARNING (none per request), as a quiet deployment's wou
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -156,6 +158,28 @@ def without_the_store() -> None:
     setattr(KeyService, "authenticate", authenticate_once)  # noqa: B010
 
 
+class CollectionTime:
+    """The garbage collector's time while in use (``gc.callbacks``; wall clock, which is CPU for the
+    collector: it never waits)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def _on_collection(self, phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> "CollectionTime":
+        gc.callbacks.append(self._on_collection)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._on_collection)
+
+
 async def measure(variant: str, concurrency: int, requests: int, rounds: int) -> dict[str, Any]:
     api_key = os.environ[KEY_ENVIRONMENT].encode()
     if variant == "floor":
@@ -169,26 +193,35 @@ async def measure(variant: str, concurrency: int, requests: int, rounds: int) ->
         app = create_app()
     tag = uuid.uuid4().hex[:10]
     cpu_per_ok: list[float] = []
+    gc_per_ok: list[float] = []
     per_second: list[float] = []
-    async with app.router.lifespan_context(app):
-        for round_ in range(rounds + 1):  # the first warms up, unreported
-            statuses: list[int] = []
+    with CollectionTime() as collecting:
+        async with app.router.lifespan_context(app):
+            for round_ in range(rounds + 1):  # the first warms up, unreported
+                statuses: list[int] = []
 
-            async def caller(index: int, round_: int = round_, statuses: list[int] = statuses) -> None:
-                for number in range(index, requests, concurrency):
-                    statuses.append(await post(app, api_key, f"CPU-{tag}-{round_}-{number}"))
+                async def caller(index: int, round_: int = round_, statuses: list[int] = statuses) -> None:
+                    for number in range(index, requests, concurrency):
+                        statuses.append(await post(app, api_key, f"CPU-{tag}-{round_}-{number}"))
 
-            cpu, wall = time.process_time(), time.perf_counter()
-            await asyncio.gather(*(caller(index) for index in range(concurrency)))
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            created = statuses.count(201)
-            if created != len(statuses):
-                others = sorted({status for status in statuses if status != 201})
-                raise RuntimeError(f"{variant}: {len(statuses) - created} answers were not 201: {others}")
-            if round_:
-                cpu_per_ok.append(cpu / created * 1e6)
-                per_second.append(created / wall)
-    return {"variant": variant, "cpu_us_per_ok": cpu_per_ok, "per_second": per_second}
+                cpu, wall, collected = time.process_time(), time.perf_counter(), collecting.seconds
+                await asyncio.gather(*(caller(index) for index in range(concurrency)))
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                collected = collecting.seconds - collected
+                created = statuses.count(201)
+                if created != len(statuses):
+                    others = sorted({status for status in statuses if status != 201})
+                    raise RuntimeError(f"{variant}: {len(statuses) - created} answers were not 201: {others}")
+                if round_:
+                    cpu_per_ok.append(cpu / created * 1e6)
+                    gc_per_ok.append(collected / created * 1e6)
+                    per_second.append(created / wall)
+    return {
+        "variant": variant,
+        "cpu_us_per_ok": cpu_per_ok,
+        "gc_us_per_ok": gc_per_ok,
+        "per_second": per_second,
+    }
 
 
 def run_variant(variant: str, args: argparse.Namespace, environment: dict[str, str]) -> dict[str, Any]:
@@ -252,7 +285,10 @@ def main() -> int:
             serving = {**environment, "DATABASE_URL": service_url, "IL6_LOG_LEVEL": "WARNING"}
             serving[KEY_ENVIRONMENT] = create_api_key(serving, scratch)
             results = [run_variant(variant, args, serving) for variant in args.only or VARIANTS]
-    print(f"{'variant':20s} {'CPU µs/decision (median, each round)':40s} decisions/s (median)")
+    print(
+        f"{'variant':20s} {'CPU µs/decision (median, each round)':40s} decisions/s (median)"
+        "   of the CPU, collecting garbage (median)"
+    )
     medians = {}
     for result in results:
         cpu = result["cpu_us_per_ok"]
@@ -261,6 +297,7 @@ def main() -> int:
         print(
             f"{LABELS[result['variant']]:20s} {medians[result['variant']]:6.0f} ({rounds})"
             f"{'':{max(0, 31 - len(rounds))}s} {statistics.median(result['per_second']):8.0f}"
+            f"{statistics.median(result['gc_us_per_ok']):21.0f} µs"
         )
     if set(medians) != set(VARIANTS):
         return 0

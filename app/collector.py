@@ -6,12 +6,12 @@ reference counting frees all of it (JSON documents hold no cycles), yet the coll
 allocations, would run again and again over the batch still in hand, for about a third of the time
 (bench/RESULTS.md).
 
-Serving is the same on a smaller scale: each request under way holds a few hundred objects, and the
-service makes almost no cyclic garbage. With CPython's default threshold (a young collection every 700
-allocations more than frees) the collector scanned the live requests' objects about twice per request
-at 64 requests under way: 10-15% of a decision's CPU. Serving raises the threshold to
-``SERVING_THRESHOLD``: a young collection then scans 4-5k objects, in 5-9 ms on a slow host
-(bench/RESULTS.md, 2026-12-03 late).
+Serving is the same on a smaller scale: the requests under way hold their objects for a few milliseconds,
+and deciding makes no cyclic garbage (none was found under load). With CPython's default threshold (a young
+collection every 700 allocations net of frees) the collector scanned the live requests' objects over and
+over: 7-12% of a decision's CPU at 64 requests under way. Serving raises the threshold to
+``SERVING_THRESHOLD``; a young collection then pauses for 5-9 ms on a slow host (bench/RESULTS.md,
+2026-12-03 late).
 """
 
 import gc

@@ -811,7 +811,8 @@ def main() -> int:
     print(f"load generator: {'wrk' if wrk else 'httpx (separate process)'}; {args.duration:g} s per stage")
     print("service: IL6_RATE_LIMIT_PER_MINUTE=0 (no rate limit); requests carry a bench API key (not shown)")
     print(
-        "floor: bench/floor_app.py (AssessmentIn validated, 201; no database, authentication or middleware)"
+        "floor: bench/floor_app.py (AssessmentIn validated, 201; no database, authentication, middleware "
+        "or FastAPI telemetry)"
     )
 
     def command_for(target: list[str]) -> Callable[[int], list[str]]:

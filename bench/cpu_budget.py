@@ -29,14 +29,12 @@ Log lines are written at WARNING (none per request), as a quiet deployment's wou
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -56,6 +54,7 @@ from audit_appends import (
     service_environment,
 )
 from sqlalchemy import make_url
+from stopwatch import Stopwatch  # this directory's
 
 VARIANTS = ("floor", "service-no-store", "service")
 LABELS = {"floor": "floor", "service-no-store": "service, no store", "service": "service"}
@@ -158,28 +157,6 @@ def without_the_store() -> None:
     setattr(KeyService, "authenticate", authenticate_once)  # noqa: B010
 
 
-class CollectionTime:
-    """The garbage collector's time while in use (``gc.callbacks``; wall clock, which is CPU for the
-    collector: it never waits)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._started = 0.0
-
-    def _on_collection(self, phase: str, _: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds += time.perf_counter() - self._started
-
-    def __enter__(self) -> "CollectionTime":
-        gc.callbacks.append(self._on_collection)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        gc.callbacks.remove(self._on_collection)
-
-
 async def measure(variant: str, concurrency: int, requests: int, rounds: int) -> dict[str, Any]:
     api_key = os.environ[KEY_ENVIRONMENT].encode()
     if variant == "floor":
@@ -195,27 +172,25 @@ async def measure(variant: str, concurrency: int, requests: int, rounds: int) ->
     cpu_per_ok: list[float] = []
     gc_per_ok: list[float] = []
     per_second: list[float] = []
-    with CollectionTime() as collecting:
-        async with app.router.lifespan_context(app):
-            for round_ in range(rounds + 1):  # the first warms up, unreported
-                statuses: list[int] = []
+    async with app.router.lifespan_context(app):
+        for round_ in range(rounds + 1):  # the first warms up, unreported
+            statuses: list[int] = []
 
-                async def caller(index: int, round_: int = round_, statuses: list[int] = statuses) -> None:
-                    for number in range(index, requests, concurrency):
-                        statuses.append(await post(app, api_key, f"CPU-{tag}-{round_}-{number}"))
+            async def caller(index: int, round_: int = round_, statuses: list[int] = statuses) -> None:
+                for number in range(index, requests, concurrency):
+                    statuses.append(await post(app, api_key, f"CPU-{tag}-{round_}-{number}"))
 
-                cpu, wall, collected = time.process_time(), time.perf_counter(), collecting.seconds
+            with Stopwatch() as watch:
                 await asyncio.gather(*(caller(index) for index in range(concurrency)))
-                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                collected = collecting.seconds - collected
-                created = statuses.count(201)
-                if created != len(statuses):
-                    others = sorted({status for status in statuses if status != 201})
-                    raise RuntimeError(f"{variant}: {len(statuses) - created} answers were not 201: {others}")
-                if round_:
-                    cpu_per_ok.append(cpu / created * 1e6)
-                    gc_per_ok.append(collected / created * 1e6)
-                    per_second.append(created / wall)
+            wall, cpu, collected = watch.reading
+            created = statuses.count(201)
+            if created != len(statuses):
+                others = sorted({status for status in statuses if status != 201})
+                raise RuntimeError(f"{variant}: {len(statuses) - created} answers were not 201: {others}")
+            if round_:
+                cpu_per_ok.append(cpu / created * 1e6)
+                gc_per_ok.append(collected / created * 1e6)
+                per_second.append(created / wall)
     return {
         "variant": variant,
         "cpu_us_per_ok": cpu_per_ok,

@@ -86,6 +86,7 @@ from psycopg.types.string import TextLoader
 from pydantic import SecretStr
 from sqlalchemy import Table, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from stopwatch import Reading, Stopwatch  # this directory's
 
 from app.api.exact_json import JSON_MEDIA_TYPE, parse_exact_json
 from app.api.intake import plain_submission
@@ -269,39 +270,9 @@ class Timed:
         return self.gc_s / self.best_s if self.best_s > 0 else 0.0
 
 
-Reading = tuple[float, float, float]
-"""Wall clock, CPU and garbage collection seconds."""
-
-
 def best_of(runs: Sequence[Reading]) -> Timed:
     wall, cpu, collecting = min(runs)
     return Timed(wall, cpu, collecting, tuple(run[0] for run in runs))
-
-
-class Stopwatch:
-    """Wall clock, this process's CPU time and the wall clock spent in garbage collection (measured with
-    ``gc.callbacks``, no profiler) while the block runs; ``reading`` after it."""
-
-    def __init__(self) -> None:
-        self.reading: Reading = (0.0, 0.0, 0.0)
-        self._collecting = 0.0
-        self._collection_started = 0.0
-
-    def _on_collection(self, phase: str, info: Mapping[str, Any]) -> None:
-        if phase == "start":
-            self._collection_started = time.perf_counter()
-        else:
-            self._collecting += time.perf_counter() - self._collection_started
-
-    def __enter__(self) -> "Stopwatch":
-        gc.callbacks.append(self._on_collection)
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
-        gc.callbacks.remove(self._on_collection)
-        self.reading = (wall, cpu, self._collecting)
 
 
 @contextmanager

@@ -32,8 +32,8 @@ from app.service.errors import AlreadySuperseded, IdempotencyKeyReused, RequestI
 from app.service.observability import AuditObserver, NoObserver, RecordedDecision
 from app.service.pending_decisions import Claim, Correction, Pending, Written
 from app.store.classifier_repositories import NewShadowDecision
-from app.store.idempotency_repository import NewKeyBinding
-from app.store.repositories import NewAssessment, StoredAssessment, Turn
+from app.store.idempotency_repository import KeyBinding, NewKeyBinding
+from app.store.repositories import NewAssessment, StoredAssessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork, WriteRefused
 
 logger = logging.getLogger(__name__)
@@ -263,8 +263,10 @@ class ChainWriter:
         outcomes: list[Answer | None] = [None] * len(batch)
         claims = self._first_claims(batch, outcomes)
         async with self._unit_of_work() as uow:
-            turn = await uow.assessments.take_turn(list(claims))
-            expired = await self._check_keys(uow, claims, turn, outcomes)
+            turn = await uow.assessments.take_turn()
+            # In the turn: bindings are written only in one, so none changes until this one commits.
+            held, bound = await uow.idempotency.claim(list(claims))
+            expired = await self._check_keys(uow, claims, held, bound, outcomes)
             await self._check_corrections(uow, batch, outcomes)
             accepted: list[NewAssessment] = []
             shadows: list[NewShadowDecision] = []
@@ -320,19 +322,20 @@ class ChainWriter:
         self,
         uow: UnitOfWork,
         first: dict[tuple[str, str], tuple[int, Claim]],
-        turn: Turn,
+        held: list[bool],
+        bound: dict[tuple[str, str], KeyBinding],
         outcomes: list[Answer | None],
     ) -> list[tuple[str, str]]:
         """Answer each request whose key made a decision already; refuse keys another request is using.
         Returns the keys bound so long ago that they are free again."""
         expired: list[tuple[str, str]] = []
         now = datetime.now(UTC)
-        for ref, free in zip(first, turn.held, strict=True):
+        for ref, free in zip(first, held, strict=True):
             index, claim = first[ref]
             if not free:
                 outcomes[index] = RequestInProgress("a request with this Idempotency-Key is being decided")
                 continue
-            binding = turn.bound.get(ref)
+            binding = bound.get(ref)
             if binding is not None and binding.created_at + self._idempotency_ttl <= now:
                 expired.append(ref)
                 binding = None

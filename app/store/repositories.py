@@ -23,7 +23,6 @@ from sqlalchemy.orm import SessionTransaction, aliased, configure_mappers
 from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
 from app.store.direct import DirectStatement, fetch_all, fetch_each, on_postgresql
-from app.store.idempotency_repository import IdempotencyRepository, KeyBinding
 from app.store.models import Assessment
 from app.store.types import as_utc, utcnow
 
@@ -121,13 +120,11 @@ class AssessmentRepository:
         await fetch_all(self._session, _DIRECT_LOCK_CHAIN)
         self._chain_locked_in = self._session.sync_session.get_transaction()
 
-    async def take_turn(self, keys: Sequence[tuple[str, str]]) -> "Turn":
-        """Take the chain's turn (as ``lock_chain``), read the chain head and the database's clock (as
-        ``append`` would), then claim each (client, key) and read what each is bound to
-        (``IdempotencyRepository.claim``). On PostgreSQL the lock and the head go as one message
-        (``fetch_each``), the head read after the lock is granted, with a snapshot of its own: it sees every
-        append committed before, as when they were sent one by one. ``append(news, turn)`` then links to
-        this head.
+    async def take_turn(self) -> "Turn":
+        """Take the chain's turn (as ``lock_chain``) and read the chain head and the database's clock (as
+        ``append`` would). On PostgreSQL the two go as one message (``fetch_each``), the head read after the
+        lock is granted, with a snapshot of its own: it sees every append committed before, as when they
+        were sent one by one. ``append(news, turn)`` then links to this head.
         """
         if self._on_postgresql:
             _, [row] = await fetch_each(self._session, [_DIRECT_LOCK_CHAIN, _DIRECT_HEAD])
@@ -135,8 +132,7 @@ class AssessmentRepository:
             head, now = _head_of(row)
         else:
             head, now = await self._head()
-        held, bound = await IdempotencyRepository(self._session).claim(keys)
-        return Turn(held, bound, head, now, self._session.sync_session.get_transaction())
+        return Turn(head, now, self._session.sync_session.get_transaction())
 
     async def append(self, news: Sequence[NewAssessment], turn: "Turn | None" = None) -> list[Assessment]:
         """Link decisions to the chain head in order and insert them, stamped by the database clock.
@@ -264,12 +260,9 @@ class AssessmentRepository:
 
 @dataclass(frozen=True)
 class Turn:
-    """The chain's turn, taken by ``AssessmentRepository.take_turn``: for each (client, key) asked about,
-    whether this transaction now holds it (``held``, in the order asked) and what it is bound to
-    (``bound``); the chain head and the database's clock read in the turn; the transaction it holds."""
+    """The chain's turn, taken by ``AssessmentRepository.take_turn``: the chain head and the database's
+    clock read in the turn, and the transaction that holds it."""
 
-    held: list[bool]
-    bound: dict[tuple[str, str], KeyBinding]
     head: ChainHead
     now: datetime
     transaction: SessionTransaction | None

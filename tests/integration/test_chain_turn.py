@@ -1,6 +1,7 @@
-"""AssessmentRepository.take_turn, how the audit writer opens each transaction: the chain's lock, the head
-and the clock (on PostgreSQL one message), then the Idempotency-Keys' claims and bindings (one statement).
-What they answer is what asking one at a time answers, read after the lock is granted."""
+"""How the audit writer opens each transaction: AssessmentRepository.take_turn, the chain's lock, the head and
+the clock (on PostgreSQL one message), then IdempotencyRepository.claim, the Idempotency-Keys' claims and
+bindings (one statement). What they answer is what asking one at a time answers, read after the lock is
+granted."""
 
 import asyncio
 import time
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.store.idempotency_repository import NewKeyBinding
+from app.store.idempotency_repository import KeyBinding, NewKeyBinding
 from app.store.repositories import Turn
 from app.store.unit_of_work import UnitOfWork
 from tests.integration.test_append import append, new_assessment, verifies
@@ -34,17 +35,18 @@ async def test_a_turn_answers_what_asking_one_at_a_time_answers(
     keys = [bound, ("turn-client", "free-key"), ("other-client", "bound-key")]
 
     async with UnitOfWork(sessions) as uow:
-        turn = await uow.assessments.take_turn(keys)
+        turn = await uow.assessments.take_turn()
+        claimed, bound_to = await uow.idempotency.claim(keys)
     async with UnitOfWork(sessions) as uow:
         await uow.assessments.lock_chain()
         held = await uow.idempotency.try_lock(keys)
         bindings = await uow.idempotency.get(keys)
         now, head = await uow.assessments.head()
 
-    assert turn.held == held == [True, True, True]
-    assert turn.bound == bindings
-    assert list(turn.bound) == [bound]
-    assert turn.bound[bound].assessment_id == row.id
+    assert claimed == held == [True, True, True]
+    assert bound_to == bindings
+    assert list(bound_to) == [bound]
+    assert bound_to[bound].assessment_id == row.id
     assert turn.head == head
     assert (turn.head.seq, turn.head.hash) == (row.seq, row.hash)
     assert row.recorded_at <= turn.now <= now
@@ -54,12 +56,10 @@ async def test_an_append_links_to_its_turns_head(sessions: async_sessionmaker[As
     [first] = await append(sessions, [new_assessment()])
 
     async with UnitOfWork(sessions) as uow:
-        turn = await uow.assessments.take_turn([])
+        turn = await uow.assessments.take_turn()
         rows = await uow.assessments.append([new_assessment(), new_assessment()], turn)
         await uow.commit()
 
-    assert turn.held == []
-    assert turn.bound == {}
     assert [row.seq for row in rows] == [first.seq + 1, first.seq + 2]
     assert rows[0].prev_hash == first.hash == turn.head.hash
     assert rows[0].recorded_at == max(turn.now, first.recorded_at)
@@ -71,7 +71,7 @@ async def test_a_turn_links_no_append_of_another_transaction(
 ) -> None:
     await append(sessions, [new_assessment()])
     async with UnitOfWork(sessions) as uow:
-        stale: Turn = await uow.assessments.take_turn([])
+        stale: Turn = await uow.assessments.take_turn()
         await uow.commit()
 
     async with UnitOfWork(sessions) as uow:
@@ -98,13 +98,14 @@ async def test_a_waiting_turn_reads_what_the_turn_before_it_committed(
     url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async with UnitOfWork(sessions) as holder:
-        before = await holder.assessments.take_turn([])
+        before = await holder.assessments.take_turn()
         [appended] = await holder.assessments.append([new_assessment()], before)
         await holder.idempotency.add([NewKeyBinding(*key, "e" * 64, appended.id, appended.recorded_at)])
 
-        async def next_turn() -> Turn:
+        async def next_turn() -> tuple[Turn, list[bool], dict[tuple[str, str], KeyBinding]]:
             async with UnitOfWork(sessions) as uow:
-                return await uow.assessments.take_turn([key])
+                turn = await uow.assessments.take_turn()
+                return turn, *await uow.idempotency.claim([key])
 
         waiting = asyncio.create_task(next_turn())
         deadline = time.monotonic() + 10
@@ -115,7 +116,7 @@ async def test_a_waiting_turn_reads_what_the_turn_before_it_committed(
                 await asyncio.sleep(0.02)
         assert not waiting.done()
         await holder.commit()
-    turn = await asyncio.wait_for(waiting, 10)
+    turn, held, bound = await asyncio.wait_for(waiting, 10)
 
     # One message: the session waiting for the lock had been sent the head's read too, and no key.
     [(query,)] = queries
@@ -125,8 +126,8 @@ async def test_a_waiting_turn_reads_what_the_turn_before_it_committed(
     assert key[1] not in query
     # Each read ran after the lock was granted, and saw what the turn before it committed meanwhile.
     assert (turn.head.seq, turn.head.hash) == (appended.seq, appended.hash) != (first.seq, first.hash)
-    assert turn.bound[key].assessment_id == appended.id
-    assert turn.held == [True]
+    assert bound[key].assessment_id == appended.id
+    assert held == [True]
     assert turn.now >= appended.recorded_at
 
 
@@ -144,10 +145,11 @@ async def test_keys_of_any_text_are_claimed_and_read_as_given(
         await uow.commit()
 
     async with UnitOfWork(sessions) as uow:
-        turn = await uow.assessments.take_turn(keys)
+        await uow.assessments.take_turn()
+        held, bound = await uow.idempotency.claim(keys)
 
-    assert turn.held == [True] * len(keys)
-    assert sorted(turn.bound) == sorted(keys[:3])
+    assert held == [True] * len(keys)
+    assert sorted(bound) == sorted(keys[:3])
     with db.connect() as connection:
         stored = connection.execute(text("SELECT client_id, key FROM idempotency_key")).all()
     assert sorted((client_id, key) for client_id, key in stored) == sorted(keys[:3])
@@ -161,7 +163,8 @@ async def test_a_key_another_transaction_holds_is_not_claimed(
     async with UnitOfWork(sessions) as other:
         assert await other.idempotency.try_lock([held_elsewhere]) == [True]
         async with UnitOfWork(sessions) as uow:
-            turn = await uow.assessments.take_turn([held_elsewhere, free])
+            await uow.assessments.take_turn()
+            held, bound = await uow.idempotency.claim([held_elsewhere, free])
 
-    assert turn.held == [False, True]
-    assert turn.bound == {}
+    assert held == [False, True]
+    assert bound == {}

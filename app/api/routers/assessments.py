@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
-from pydantic import TypeAdapter
 
 from app.api.auth import Reader, admitted
 from app.api.deps import Services, caller_of, get_assessments
@@ -31,6 +30,7 @@ from app.api.schemas.assessments import (
     DecisionOut,
     ReplayIn,
     ReplayOut,
+    assessment_json,
 )
 from app.api.schemas.common import IDENTIFIER_PATTERN
 from app.domain.access import Scope
@@ -55,10 +55,6 @@ def intake(fhir: FhirForms) -> Intake:
 
 DOCUMENTED_INTAKE = intake(fhir_forms(DEFAULT_FHIR_SUBJECT_SYSTEM))
 """The forms as the OpenAPI document shows them (their schemas do not depend on the settings)."""
-
-
-_ASSESSMENT_JSON = TypeAdapter(AssessmentOut)
-"""How the answer is written: as FastAPI writes a route's ``response_model``."""
 
 
 async def create_assessment(
@@ -88,16 +84,19 @@ async def create_assessment(
         outcome = await services.assessments.decide(submission, raw, caller_of(request, principal), key)
     except InvalidInput as error:
         raise form.relocate(body, error) from None
-    out = AssessmentOut.from_record(outcome.recorded)
-    headers = {"Location": f"/v1/assessments/{out.id}", CLASSIFIER_HEADER: _classifier_of(out)}
+    recorded = outcome.recorded
+    answer = assessment_json(recorded)  # first: a record the answer's model refuses is not answered
+    classifier = recorded.decision["classifier"]
+    headers = {
+        "Location": f"/v1/assessments/{recorded.id}",
+        CLASSIFIER_HEADER: f"{classifier['name']}@{classifier['version']}",
+    }
     if outcome.replayed:
         headers[REPLAYED_HEADER] = "true"
     accept = request.headers.get("accept")
     if prefers_fhir(accept):
-        return fhir_decision(outcome.recorded, 201, headers, fhir_release(accept))
-    return Response(
-        _ASSESSMENT_JSON.dump_json(out, by_alias=True), 201, headers, media_type="application/json"
-    )
+        return fhir_decision(recorded, 201, headers, fhir_release(accept))
+    return Response(answer, 201, headers, media_type="application/json")
 
 
 # Routed directly (app/api/direct_route.py): the busiest route, where solving its parameters and writing its

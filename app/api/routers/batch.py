@@ -44,7 +44,7 @@ from app.api.problems import (
     responses,
 )
 from app.api.request_log import code_location
-from app.api.schemas.assessments import AssessmentOut
+from app.api.schemas.assessments import AssessmentOut, assessment_json
 from app.domain.access import Scope
 from app.service.assessments import (
     YIELD_EVERY,
@@ -108,8 +108,18 @@ class BatchOut(BaseModel):
 
 
 _ITEM = TypeAdapter(BatchItemOut)
-_ITEMS = TypeAdapter(list[BatchItemOut])
 _ANSWER = TypeAdapter(BatchOut)
+
+
+def _decided(index: int, outcome: Outcome) -> bytes:
+    """A decided item's JSON: what ``_ITEM`` writes for it, the assessment written by ``assessment_json``
+    (tests/unit/test_assessment_json.py compares the two)."""
+    replayed = b"true" if outcome.replayed else b"false"
+    return b'{"index":%d,"status":201,"replayed":%b,"assessment":%b,"problem":null}' % (
+        index,
+        replayed,
+        assessment_json(outcome.recorded),
+    )
 
 
 def _answer(counts: BatchOut, items: list[bytes], response: Response) -> Response:
@@ -309,33 +319,26 @@ async def create_batch(
         outcomes = [next(recorded) if isinstance(read, DecisionRequest) else read for read in current.reads]
         if following is not None and not any(isinstance(outcome, StoreUnavailable) for outcome in outcomes):
             recording = record(following)
-        items: list[BatchItemOut] = []
+        # Kept as JSON, not as models: a batch of thousands would otherwise keep hundreds of thousands of
+        # objects alive, for the garbage collector to scan again and again while the rest is decided.
+        items: list[bytes] = []
         for index, outcome in zip(current.indices, outcomes, strict=True):
             if not (index + 1) % YIELD_EVERY:
                 await asyncio.sleep(0)  # the writer goes on with the next chunk
             if isinstance(outcome, Outcome):
-                items.append(
-                    BatchItemOut(
-                        index=index,
-                        status=201,
-                        replayed=outcome.replayed,
-                        assessment=AssessmentOut.from_record(outcome.recorded),
-                    )
-                )
+                items.append(_decided(index, outcome))
+                created += 1
                 continue
             # Answered as the service's own handlers answer it, or as a 500.
             answer = await _problem(request, outcome, index)
-            items.append(
-                BatchItemOut(index=index, status=answer.status_code, problem=json.loads(bytes(answer.body)))
-            )
+            problem = json.loads(bytes(answer.body))
+            item = BatchItemOut(index=index, status=answer.status_code, problem=problem)
+            items.append(_ITEM.dump_json(item))
+            failed += 1
             if isinstance(outcome, StoreUnavailable) and store_failed is None:
                 retry_after = answer.headers.get("retry-after")
                 store_failed = {} if retry_after is None else {"Retry-After": retry_after}
-        created += sum(item.status == 201 for item in items)
-        failed += sum(item.status != 201 for item in items)
-        # Kept as JSON, not as models: a batch of thousands would otherwise keep hundreds of thousands of
-        # objects alive, for the garbage collector to scan again and again while the rest is decided.
-        answered.append(_ITEMS.dump_json(items)[1:-1])
+        answered.append(b",".join(items))
         if store_failed is not None or following is None:
             break  # the rest would each wait out their own deadline against a store that is down
         current = following

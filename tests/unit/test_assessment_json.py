@@ -1,4 +1,4 @@
-"""The answer written from the record is the answer the model writes, byte for byte, or the model writes it."""
+"""The answer written from the record is the one the model writes, byte for byte, or the model writes it."""
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.api.routers.batch import _ITEM, BatchItemOut, _decided
-from app.api.schemas.assessments import ASSESSMENT_JSON, AssessmentOut, _answer_document, assessment_json
+from app.api.schemas.assessment_json import ASSESSMENT_JSON, _answer_document, assessment_json
+from app.api.schemas.assessments import AssessmentOut
 from app.domain.eligibility import EligibilityStatus
 from app.domain.il6 import Comparator
 from app.domain.reasons import ReasonCode
@@ -43,8 +44,10 @@ def values(kind: Any) -> list[str]:
 OFFSETS = st.integers(min_value=-1439, max_value=1439).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )
-TIMES = st.datetimes(
-    min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC) | OFFSETS
+TIMES = st.datetimes(  # hypothesis takes naive bounds, and gives each time one of ``timezones``
+    min_value=datetime(1900, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC) | OFFSETS,
 )
 STORED_NUMBERS = st.decimals(allow_nan=False, allow_infinity=False, places=None).map(decimal_text)
 """Decimals as the service stores them."""

@@ -23,6 +23,7 @@ from app.api.problems import (
     VALIDATION,
     responses,
 )
+from app.api.schemas.assessment_json import assessment_json
 from app.api.schemas.assessments import (
     AssessmentOut,
     AssessmentPage,
@@ -30,7 +31,6 @@ from app.api.schemas.assessments import (
     DecisionOut,
     ReplayIn,
     ReplayOut,
-    assessment_json,
 )
 from app.api.schemas.common import IDENTIFIER_PATTERN
 from app.domain.access import Scope

@@ -44,7 +44,8 @@ from app.api.problems import (
     responses,
 )
 from app.api.request_log import code_location
-from app.api.schemas.assessments import AssessmentOut, assessment_json
+from app.api.schemas.assessment_json import assessment_json
+from app.api.schemas.assessments import AssessmentOut
 from app.domain.access import Scope
 from app.service.assessments import (
     YIELD_EVERY,

@@ -3,22 +3,22 @@
 Verification reads every record, so the cost per row decides how fast a chain of millions is checked. On
 PostgreSQL the rows are read through psycopg directly, on the session's own connection and inside its
 transaction, with loaders of this cursor's own: a uuid arrives as the text PostgreSQL writes for it (the
-form a record holds), a JSONB document is decoded by orjson. SQLAlchemy's result rows, its type processing
-and the standard library's JSON decoder cost several times as much per row (bench/RESULTS.md). On SQLite
-the repository's own read is used.
+form a record holds), and so does a JSONB document, which is then decoded by orjson. SQLAlchemy's result
+rows, its type processing and the standard library's JSON decoder cost several times as much per row, and
+a loader written in Python, called by psycopg for each document, twice as much as psycopg's own text
+loader and one orjson call (bench/RESULTS.md). On SQLite the repository's own read is used.
 
 Either way the record is built here from the columns as stored, never from anything the database computed:
 the hash check in ``app.domain.audit`` decides whether they are what was hashed.
 """
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import orjson
 import psycopg
 from psycopg import sql
-from psycopg.adapt import Buffer, Loader
 from psycopg.types.string import TextLoader
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,8 @@ request body it was decided from."""
 
 _COLUMNS = (*RECORD_FIELDS, "hash", "request_body")
 _RECORDED_AT = RECORD_FIELDS.index("recorded_at")
+_DOCUMENTS = tuple((name, RECORD_FIELDS.index(name)) for name in ("input", "decision"))
+"""The JSONB columns (never NULL), by name and place in a row."""
 _QUERY = sql.SQL("SELECT {columns} FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s").format(
     columns=sql.SQL(", ").join(sql.Identifier(name) for name in _COLUMNS),
     table=sql.Identifier(Assessment.__tablename__),
@@ -42,9 +44,9 @@ _UNBOUNDED = 2**63 - 1
 """The largest bigint: the upper bound of a read to the chain's end."""
 
 
-class _DocumentLoader(Loader):
-    """A JSONB document decoded by orjson, or by the standard library where orjson refuses it (a number
-    beyond a double's range, nesting deeper than 1024).
+def _document(text: str) -> Any:
+    """A JSONB document, from the text PostgreSQL sends, decoded by orjson, or by the standard library
+    where orjson refuses it (a number beyond a double's range, nesting deeper than 1024).
 
     orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact. No
     record was hashed with one: RFC 8785 writes integers within 2**53 only, and the documents the service
@@ -53,12 +55,10 @@ class _DocumentLoader(Loader):
     serialise as what was hashed, and the record fails its hash check as with the standard library
     (tests/integration/test_audit_chain.py edits one in).
     """
-
-    def load(self, data: Buffer) -> Any:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return json.loads(bytes(data))
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class ChainReader:
@@ -69,14 +69,20 @@ class ChainReader:
 
     async def entries(
         self, *, from_seq: int = 1, to_seq: int | None = None, batch_size: int = 1000
-    ) -> AsyncGenerator[list[ChainEntry]]:
-        """The records from ``from_seq`` to ``to_seq`` (or the end), a batch at a time (keyset on seq)."""
+    ) -> AsyncGenerator[Iterator[ChainEntry]]:
+        """The records from ``from_seq`` to ``to_seq`` (or the end), a batch at a time (keyset on seq).
+
+        On PostgreSQL each record is made from its row as the batch is iterated: a record checked and
+        dropped before the next is made leaves the garbage collector nothing to count, where a whole batch
+        of records made at once was scanned by it as a batch (bench/RESULTS.md). Iterate each batch once,
+        before asking for the next.
+        """
         if self._session.get_bind().dialect.name != "postgresql":
             async for rows in AssessmentRepository(self._session).chain(
                 from_seq=from_seq, to_seq=to_seq, batch_size=batch_size
             ):
                 mappings = cast(Sequence[Mapping[str, Any]], rows)
-                yield [(to_record(row), row["hash"], row["request_body"]) for row in mappings]
+                yield iter([(to_record(row), row["hash"], row["request_body"]) for row in mappings])
             return
         connection = await (await self._session.connection()).get_raw_connection()
         driver = connection.driver_connection
@@ -87,17 +93,16 @@ class ChainReader:
         try:
             async with driver.cursor() as cursor:
                 cursor.adapters.register_loader("uuid", TextLoader)
-                cursor.adapters.register_loader("jsonb", _DocumentLoader)
+                cursor.adapters.register_loader("jsonb", TextLoader)
                 while after < last:
                     await cursor.execute(_QUERY, (after, last, batch_size))
                     # fetchall only converts the rows execute received (it waits for nothing outside
                     # pipeline mode): a block that never suspends, as collector_paused requires.
                     with collector_paused():
                         rows = await cursor.fetchall()
-                        batch = [_entry(row) for row in rows]
-                    if not batch:
+                    if not rows:
                         return
-                    yield batch
+                    yield map(_entry, rows)
                     after = rows[-1][0]
                     if len(rows) < batch_size:
                         return
@@ -108,4 +113,6 @@ class ChainReader:
 def _entry(row: tuple[Any, ...]) -> ChainEntry:
     record = dict(zip(RECORD_FIELDS, row, strict=False))
     record["recorded_at"] = canonical_time(row[_RECORDED_AT])
+    for name, index in _DOCUMENTS:
+        record[name] = _document(row[index])
     return record, row[-2], row[-1]

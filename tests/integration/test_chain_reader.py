@@ -1,6 +1,7 @@
 """ChainReader.entries: the records verification checks, read on PostgreSQL through psycopg with loaders
 of its own, must be the very records the repository's rows make (``to_record``), on each backend."""
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -8,9 +9,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.domain.audit import to_record
+from app.domain.audit import Break, ChainVerifier, to_record
 from app.store.chain_reader import ChainEntry
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
+from tests.integration.conftest import behind_the_service
 from tests.integration.test_append import append, new_assessment
 
 
@@ -24,7 +26,7 @@ async def entries(
 ) -> list[list[ChainEntry]]:
     async with UnitOfWork(sessions) as uow:
         return [
-            batch
+            list(batch)
             async for batch in uow.chain.entries(from_seq=from_seq, to_seq=to_seq, batch_size=batch_size)
         ]
 
@@ -101,3 +103,27 @@ async def test_a_connection_lost_mid_read_is_the_store_unavailable(
     with pytest.raises(StoreUnavailable):
         await read_while_the_session_is_ended()
     assert batches == 1
+
+
+@pytest.mark.parametrize("own_database", ["postgresql"], indirect=True)
+async def test_a_number_beyond_a_double_where_null_was_hashed_breaks_the_chain(
+    sessions: async_sessionmaker[AsyncSession], db: Engine
+) -> None:
+    """orjson refuses such a number, so the standard library reads it, as infinity; and infinity
+    serialises as the very null that was hashed. The record read must still fail its check."""
+    await append(sessions, [new_assessment() for _ in range(3)])
+    with behind_the_service(db) as connection:
+        connection.execute(
+            text(
+                "UPDATE assessment SET input = jsonb_set(input, '{classifier}', to_jsonb(1e400 + 0.5)) "
+                "WHERE seq = 2"
+            )
+        )
+
+    read = [entry for batch in await entries(sessions, 1, None, batch_size=10) for entry in batch]
+    verifier = ChainVerifier()
+
+    assert read[1][0]["input"]["classifier"] == math.inf
+    assert [verifier.feed(*entry) for entry in read] == [True, False, False]
+    assert verifier.broken is not None
+    assert (verifier.broken.seq, verifier.broken.reason) == (2, Break.HASH)

@@ -219,7 +219,10 @@ class AuditService:
         verifier = ChainVerifier(after, kept)
         async for batch in uow.chain.entries(from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size):
             with collector_paused():
-                intact = all(verifier.feed(record, stored_hash, body) for record, stored_hash, body in batch)
+                intact = all(
+                    verifier.feed(record, stored_hash, body, exact=exact)
+                    for record, stored_hash, body, exact in batch
+                )
             if not intact:
                 break
         return verifier.finish()

@@ -28,9 +28,10 @@ from app.domain.audit import RECORD_FIELDS, canonical_time, to_record
 from app.store.models import Assessment
 from app.store.repositories import AssessmentRepository
 
-ChainEntry = tuple[dict[str, Any], str, str | None]
-"""A stored record (``RECORD_FIELDS``, ids and times as canonical strings), its stored hash and the
-request body it was decided from."""
+ChainEntry = tuple[dict[str, Any], str, str | None, bool]
+"""A stored record (``RECORD_FIELDS``, ids and times as canonical strings), its stored hash, the request
+body it was decided from, and whether the record holds only values orjson writes as themselves (the
+``exact`` of ``app.domain.audit.hashes_to``)."""
 
 _COLUMNS = (*RECORD_FIELDS, "hash", "request_body")
 _RECORDED_AT = RECORD_FIELDS.index("recorded_at")
@@ -42,23 +43,6 @@ _QUERY = sql.SQL("SELECT {columns} FROM {table} WHERE seq > %s AND seq <= %s ORD
 )
 _UNBOUNDED = 2**63 - 1
 """The largest bigint: the upper bound of a read to the chain's end."""
-
-
-def _document(text: str) -> Any:
-    """A JSONB document, from the text PostgreSQL sends, decoded by orjson, or by the standard library
-    where orjson refuses it (a number beyond a double's range, nesting deeper than 1024).
-
-    orjson reads an integer beyond 64 bits as a float, where the standard library keeps it exact. No
-    record was hashed with one: RFC 8785 writes integers within 2**53 only, and the documents the service
-    writes hold no numbers at all (values are decimal text, ``app.service.documents``). So such an integer
-    was put there afterwards, where the hashed bytes held no number; the float it reads as cannot
-    serialise as what was hashed, and the record fails its hash check as with the standard library
-    (tests/integration/test_audit_chain.py edits one in).
-    """
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 class ChainReader:
@@ -82,7 +66,7 @@ class ChainReader:
                 from_seq=from_seq, to_seq=to_seq, batch_size=batch_size
             ):
                 mappings = cast(Sequence[Mapping[str, Any]], rows)
-                yield iter([(to_record(row), row["hash"], row["request_body"]) for row in mappings])
+                yield iter([(to_record(row), row["hash"], row["request_body"], False) for row in mappings])
             return
         connection = await (await self._session.connection()).get_raw_connection()
         driver = connection.driver_connection
@@ -111,8 +95,26 @@ class ChainReader:
 
 
 def _entry(row: tuple[Any, ...]) -> ChainEntry:
+    """The record of a row: its columns as psycopg read them (``entries``' loaders), its time as the chain
+    writes it, and its JSONB documents decoded by orjson, or by the standard library where orjson refuses
+    one (a number beyond a double's range, nesting deeper than 1024).
+
+    A record is exact when orjson decoded both documents: its other values are strings, integers and None.
+    The standard library reads a number beyond a double's range as infinity, which orjson writes as null:
+    such a record is not exact, and its hash check reads its bytes back (tests/integration/
+    test_chain_reader.py). orjson reads an integer beyond 64 bits as a float where the standard library
+    keeps it exact; no record was hashed with one (RFC 8785 writes integers within 2**53 only, and the
+    documents the service writes hold no numbers at all: values are decimal text, ``app.service.
+    documents``), so it was put there afterwards, where the hashed bytes held no number, and fails the
+    check either way (tests/integration/test_audit_chain.py edits one in).
+    """
     record = dict(zip(RECORD_FIELDS, row, strict=False))
     record["recorded_at"] = canonical_time(row[_RECORDED_AT])
+    exact = True
     for name, index in _DOCUMENTS:
-        record[name] = _document(row[index])
-    return record, row[-2], row[-1]
+        try:
+            record[name] = orjson.loads(row[index])
+        except orjson.JSONDecodeError:
+            record[name] = json.loads(row[index])
+            exact = False
+    return record, row[-2], row[-1], exact

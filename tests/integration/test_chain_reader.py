@@ -31,7 +31,7 @@ async def entries(
         ]
 
 
-async def repository_records(sessions: async_sessionmaker[AsyncSession]) -> list[ChainEntry]:
+async def repository_records(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[Any, ...]]:
     async with UnitOfWork(sessions) as uow:
         return [
             (to_record(row), row["hash"], row["request_body"])
@@ -41,7 +41,7 @@ async def repository_records(sessions: async_sessionmaker[AsyncSession]) -> list
 
 
 async def test_the_records_read_are_the_records_the_rows_make(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], db: Engine
 ) -> None:
     plain = new_assessment()
     detailed = new_assessment(
@@ -64,7 +64,10 @@ async def test_the_records_read_are_the_records_the_rows_make(
     read = await entries(sessions, 1, None, batch_size=2)
 
     assert [len(batch) for batch in read] == [2, 2, 1]
-    assert [entry for batch in read for entry in batch] == expected
+    assert [entry[:3] for batch in read for entry in batch] == expected
+    # Read through psycopg, orjson decoded every document: each record is vouched exact.
+    exact = db.dialect.name == "postgresql"
+    assert [entry[3] for batch in read for entry in batch] == [exact] * 5
     record = read[0][1][0]
     assert (record["id"], record["supersedes"]) == (str(detailed.id), str(plain.id))
     assert record["recorded_at"].endswith("Z")
@@ -76,7 +79,7 @@ async def test_a_range_is_read_to_its_end_and_no_further(sessions: async_session
 
     read = await entries(sessions, 2, 4, batch_size=2)
 
-    assert [[record["seq"] for record, _, _ in batch] for batch in read] == [[2, 3], [4]]
+    assert [[record["seq"] for record, *_ in batch] for batch in read] == [[2, 3], [4]]
     assert await entries(sessions, 6, None, batch_size=2) == []
 
 
@@ -124,6 +127,8 @@ async def test_a_number_beyond_a_double_where_null_was_hashed_breaks_the_chain(
     verifier = ChainVerifier()
 
     assert read[1][0]["input"]["classifier"] == math.inf
-    assert [verifier.feed(*entry) for entry in read] == [True, False, False]
+    assert [exact for *_, exact in read] == [True, False, True]  # its bytes must be read back
+    outcomes = [verifier.feed(record, digest, body, exact=exact) for record, digest, body, exact in read]
+    assert outcomes == [True, False, False]
     assert verifier.broken is not None
     assert (verifier.broken.seq, verifier.broken.reason) == (2, Break.HASH)

@@ -463,9 +463,9 @@ def test_an_export_line_that_repeats_a_field_is_refused() -> None:
 # --- the record's hash, tried first through orjson -----------------------------------------------------
 
 
-def check_one(record: dict[str, Any], digest: str) -> Any:
+def check_one(record: dict[str, Any], digest: str, *, exact: bool = False) -> Any:
     verifier = ChainVerifier(ChainHead(record["seq"] - 1, record["prev_hash"], None))
-    verifier.feed(record, digest)
+    verifier.feed(record, digest, exact=exact)
     return verifier.finish()
 
 
@@ -480,11 +480,12 @@ def check_one(record: dict[str, Any], digest: str) -> Any:
         "line\u2028break \x7f",
     ],
 )
-def test_a_record_orjson_writes_otherwise_than_rfc_8785_verifies_by_rfc_8785(value: Any) -> None:
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_record_orjson_writes_otherwise_than_rfc_8785_verifies_by_rfc_8785(value: Any, exact: bool) -> None:
     record = chain(1)[0][0]
     record["input"] = {"value": value}
     digest = hashlib.sha256(rfc8785.dumps(record)).hexdigest()
-    assert check_one(record, digest).intact
+    assert check_one(record, digest, exact=exact).intact
 
 
 @pytest.mark.parametrize(
@@ -506,6 +507,37 @@ def test_a_value_altered_to_one_orjson_writes_alike_is_still_found(original: Any
     record["input"] = {"value": altered}
     try:
         outcome = check_one(record, digest)
+    except (ValueError, TypeError, OverflowError):  # RFC 8785 refuses what JSON cannot hold: never intact
+        return
+    assert outcome.broken is not None
+    assert outcome.broken.reason is Break.HASH
+
+
+@pytest.mark.parametrize(
+    ("original", "altered"),
+    [
+        (False, 0),
+        (True, 1),
+        (1, 1.5),
+        ("1.5", 1.5),
+        (None, 0.0),
+        ("x", ["x"]),
+        (2**53 - 1, 2.0**53),
+        (1, 2**64),  # orjson.loads makes none, and orjson refuses to write it: RFC 8785 decides
+    ],
+)
+def test_a_record_vouched_exact_is_found_altered_without_reading_its_bytes_back(
+    original: Any, altered: Any
+) -> None:
+    """Values orjson reads JSON as (finite numbers only): with the read-back skipped, the hash of the bytes
+    orjson writes still tells each from the value hashed."""
+    record = chain(1)[0][0]
+    record["input"] = {"value": original}
+    digest = record_hash(record)
+    assert check_one(record, digest, exact=True).intact
+    record["input"] = {"value": altered}
+    try:
+        outcome = check_one(record, digest, exact=True)
     except (ValueError, TypeError, OverflowError):  # RFC 8785 refuses what JSON cannot hold: never intact
         return
     assert outcome.broken is not None

@@ -14,12 +14,12 @@ hash, link and time is what the service writes, and the database's insert trigge
 
 At each size it times ``AuditService.verify()`` (built as app/main.py builds it, with the key made above),
 best of ``--runs``, and checks the result is intact and checked every record. To show where the time goes
-it also times, as many times, a pass that only reads the same batches (``uow.assessments.chain()``, the
-batch size ``AuditService`` uses) and hashes nothing: ``verify - read`` is the time in checking (building
-each record, its canonical JSON, SHA-256, the links and times). The two passes alternate, so that a
-change in the machine's load touches both. No profiler: beside the wall clock, each pass's CPU time (this
-process's; the rest of the wall clock it waited, for PostgreSQL or for a CPU) and its time in garbage
-collection (``gc.callbacks``), which both passes pay.
+it also times, as many times, a pass that only reads the same batches and makes their records
+(``uow.chain.entries()``, the batch size ``AuditService`` uses) and hashes nothing: ``verify - read`` is
+the time in checking (each record's canonical JSON, SHA-256, the links and times). The two passes
+alternate, so that a change in the machine's load touches both. No profiler: beside the wall clock, each
+pass's CPU time (this process's; the rest of the wall clock it waited, for PostgreSQL or for a CPU) and
+its time in garbage collection (``gc.callbacks``), which both passes pay.
 
 At the largest size, once: ``il6 audit verify`` (the command line, a new process: interpreter start and
 imports included), wall clock, with DATABASE_URL pointed at the bench database, and the same for the last
@@ -33,8 +33,8 @@ record alone (the command's fixed cost). Then, unless ``--no-breakdown``:
   checkpoints). This needs no change to the service: it is how far the present code goes;
 - each stage alone, on the first ``--sample`` records, best of ``--runs``, without garbage collection
   (measured above, apart), a batch of 2000 at a time as the verifier goes, with this process's CPU time:
-  reading, the rows of each batch dropped once counted: the service's read (SQLAlchemy, psycopg); the same
-  query through psycopg directly, as the service has it (JSONB decoded by psycopg with ``json.loads``);
+  reading, the rows of each batch dropped once counted: the repository's read (SQLAlchemy, psycopg); the
+  same query through psycopg directly, with its default loaders (JSONB decoded with ``json.loads``);
   in PostgreSQL's binary format; with JSONB left as text (not decoded); with uuid and timestamptz as text
   too; and with the request body hashed by PostgreSQL (``sha256()``) instead of sent. Checking, on rows
   already in memory: ``to_record``, ``canonical_json.dumps``, the standard library's C serialiser alone
@@ -288,11 +288,12 @@ def collector_off() -> Iterator[None]:
 
 
 async def read_only(unit_of_work: UnitOfWorkFactory, batch_size: int, to_seq: int | None = None) -> int:
-    """What ``AuditService.verify`` reads, the same way (one transaction, keyset batches), and no more."""
+    """What ``AuditService.verify`` reads, the same way (one transaction, keyset batches, each record made
+    from its row and dropped), and no more."""
     rows = 0
     async with unit_of_work() as uow:
-        async for batch in uow.assessments.chain(to_seq=to_seq, batch_size=batch_size):
-            rows += len(batch)
+        async for batch in uow.chain.entries(to_seq=to_seq, batch_size=batch_size):
+            rows += sum(1 for _ in batch)
     return rows
 
 
@@ -421,7 +422,7 @@ def psycopg_reader(
 def service_reader(
     unit_of_work: UnitOfWorkFactory, to_seq: int
 ) -> Callable[[bool], Awaitable[tuple[int, list[Any]]]]:
-    """What ``AuditService.verify`` reads of seq 1..``to_seq``, the same way."""
+    """The repository's read of seq 1..``to_seq`` (SQLAlchemy rows, which the check stages below use)."""
 
     async def read(keep: bool) -> tuple[int, list[Any]]:
         count, rows = 0, list[Any]()
@@ -578,9 +579,9 @@ async def breakdown(
 
     # Reading.
     service = await timed_read(runs, service_reader(unit_of_work, sample), sample)
-    read_lines = [("service: AssessmentRepository.chain (SQLAlchemy)", service.timed)]
+    read_lines = [("AssessmentRepository.chain (SQLAlchemy)", service.timed)]
     variants: list[tuple[str, Sequence[str], bool, bool]] = [
-        ("psycopg alone, as the service reads (JSONB decoded)", (), False, False),
+        ("psycopg alone, its default loaders (JSONB decoded)", (), False, False),
         ("psycopg alone, binary format (JSONB decoded)", (), True, False),
         ("psycopg alone, JSONB as text (not decoded)", ("jsonb",), False, False),
         ("psycopg alone, JSONB, uuid, timestamptz as text", ("jsonb", "uuid", "timestamptz"), False, False),

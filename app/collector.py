@@ -1,10 +1,14 @@
 """The garbage collector: held off while a stretch of code builds and drops many short-lived objects, and
 set for serving.
 
-Checking the audit chain makes dozens of dicts and lists per record and drops each batch before the next:
-reference counting frees all of it (JSON documents hold no cycles), yet the collector, counting only
-allocations, would run again and again over the batch still in hand, for about a third of the time
-(bench/RESULTS.md).
+Checking the audit chain makes dozens of dicts and lists per record: reference counting frees all of it
+(JSON documents hold no cycles), yet the collector, counting only allocations, ran again and again over
+the records still in hand, for up to a third of the time (bench/RESULTS.md). The rows of a batch are read
+with the collector paused, and each record is made and dropped before the next (app/store/
+chain_reader.py).
+
+A batch request keeps each chunk's items alive across its awaits until they are answered, and frees them
+at its end: the collector is held off for the whole request (``collector_held``).
 
 Serving is the same on a smaller scale: the requests under way hold their objects for a few milliseconds,
 and deciding makes no cyclic garbage (none was found under load). With CPython's default threshold (a young
@@ -39,6 +43,35 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+_held = 0
+"""How many ``collector_held`` stretches are under way (they may overlap)."""
+_enabled_before_held = False
+
+
+@contextmanager
+def collector_held() -> Iterator[None]:
+    """The collector off for a stretch that suspends (a batch request), then as it was once the last such
+    stretch under way has ended.
+
+    For a stretch that keeps many objects alive across its awaits and frees them all at its end by
+    reference counting: the collector, counting only allocations, would otherwise scan them again and
+    again as the stretch goes on (a tenth of a large batch's time, bench/RESULTS.md). Other tasks run
+    meanwhile, and their cyclic garbage waits for the stretch's end; the service makes none while serving
+    (none was found under load), and a stretch is bounded by the work it was given.
+    """
+    global _held, _enabled_before_held
+    if _held == 0:
+        _enabled_before_held = gc.isenabled()
+        gc.disable()
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if _held == 0 and _enabled_before_held:
+            gc.enable()
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """POST /v1/assessments/batch: each result decided and recorded as if alone; errors stay with their item."""
 
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -319,6 +320,7 @@ async def test_the_audit_store_failing_in_a_later_chunk_keeps_the_chunks_before_
     seqs = [item["assessment"]["audit"]["seq"] for item in result["items"][:3]]
     assert seqs == list(range(seqs[0], seqs[0] + 3))  # recorded in item order
     assert_written_as_a_batch_out(response)
+    assert gc.isenabled()  # a batch stopped early turns the collector back on as well
 
 
 async def test_a_batch_of_many_chunks_is_recorded_in_item_order_and_retried_as_a_whole(
@@ -354,6 +356,30 @@ async def test_a_batch_of_many_chunks_is_recorded_in_item_order_and_retried_as_a
     assert [item["assessment"]["id"] for item in replayed] == [item["assessment"]["id"] for item in decided]
     assert all(item["replayed"] for item in replayed)
     assert [count_rows(db, body["subject_id"]) for body in bodies] == [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
+
+
+async def test_the_collector_is_held_off_while_a_batch_is_decided_and_on_after(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "CHUNK", 2)
+    collecting: list[bool] = []
+    prepare_many = AssessmentService.prepare_many
+
+    async def watched(self: AssessmentService, *args: Any, **kwargs: Any) -> Any:
+        collecting.append(gc.isenabled())
+        return await prepare_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(AssessmentService, "prepare_many", watched)
+    assert gc.isenabled()
+
+    response = await client.post(
+        "/v1/assessments/batch", content=json.dumps([assessment_body() for _ in range(5)]), headers=JSON
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 5
+    assert collecting == [False, False, False]  # each chunk's items decided with the collector off
+    assert gc.isenabled()
 
 
 @pytest.mark.usefixtures("refusing_store")

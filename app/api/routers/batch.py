@@ -46,6 +46,7 @@ from app.api.problems import (
 from app.api.request_log import code_location
 from app.api.schemas.assessment_json import assessment_json
 from app.api.schemas.assessments import AssessmentOut
+from app.collector import collector_held
 from app.domain.access import Scope
 from app.service.assessments import (
     YIELD_EVERY,
@@ -312,37 +313,42 @@ async def create_batch(
     # recorded, the next chunk is read and decided, and the one before is answered; the next is recorded
     # only once this one is, and not at all when the audit store failed for it.
     chunks = [range(start, min(start + CHUNK, len(texts))) for start in range(0, len(texts), CHUNK)]
-    current = await prepare(chunks[0])
-    recording = record(current)
-    for number in range(len(chunks)):
-        following = await prepare(chunks[number + 1]) if number + 1 < len(chunks) else None
-        recorded = iter(await recording)
-        outcomes = [next(recorded) if isinstance(read, DecisionRequest) else read for read in current.reads]
-        if following is not None and not any(isinstance(outcome, StoreUnavailable) for outcome in outcomes):
-            recording = record(following)
-        # Kept as JSON, not as models: a batch of thousands would otherwise keep hundreds of thousands of
-        # objects alive, for the garbage collector to scan again and again while the rest is decided.
-        items: list[bytes] = []
-        for index, outcome in zip(current.indices, outcomes, strict=True):
-            if not (index + 1) % YIELD_EVERY:
-                await asyncio.sleep(0)  # the writer goes on with the next chunk
-            if isinstance(outcome, Outcome):
-                items.append(_decided(index, outcome))
-                created += 1
-                continue
-            # Answered as the service's own handlers answer it, or as a 500.
-            answer = await _problem(request, outcome, index)
-            problem = json.loads(bytes(answer.body))
-            item = BatchItemOut(index=index, status=answer.status_code, problem=problem)
-            items.append(_ITEM.dump_json(item))
-            failed += 1
-            if isinstance(outcome, StoreUnavailable) and store_failed is None:
-                retry_after = answer.headers.get("retry-after")
-                store_failed = {} if retry_after is None else {"Retry-After": retry_after}
-        answered.append(b",".join(items))
-        if store_failed is not None or following is None:
-            break  # the rest would each wait out their own deadline against a store that is down
-        current = following
+    with collector_held():  # a chunk's objects live across awaits: see collector_held
+        current = await prepare(chunks[0])
+        recording = record(current)
+        for number in range(len(chunks)):
+            following = await prepare(chunks[number + 1]) if number + 1 < len(chunks) else None
+            recorded = iter(await recording)
+            outcomes = [
+                next(recorded) if isinstance(read, DecisionRequest) else read for read in current.reads
+            ]
+            if following is not None and not any(
+                isinstance(outcome, StoreUnavailable) for outcome in outcomes
+            ):
+                recording = record(following)
+            # Kept as JSON, not as models: a batch of thousands would otherwise keep hundreds of thousands of
+            # objects alive, for the garbage collector to scan again and again while the rest is decided.
+            items: list[bytes] = []
+            for index, outcome in zip(current.indices, outcomes, strict=True):
+                if not (index + 1) % YIELD_EVERY:
+                    await asyncio.sleep(0)  # the writer goes on with the next chunk
+                if isinstance(outcome, Outcome):
+                    items.append(_decided(index, outcome))
+                    created += 1
+                    continue
+                # Answered as the service's own handlers answer it, or as a 500.
+                answer = await _problem(request, outcome, index)
+                problem = json.loads(bytes(answer.body))
+                item = BatchItemOut(index=index, status=answer.status_code, problem=problem)
+                items.append(_ITEM.dump_json(item))
+                failed += 1
+                if isinstance(outcome, StoreUnavailable) and store_failed is None:
+                    retry_after = answer.headers.get("retry-after")
+                    store_failed = {} if retry_after is None else {"Retry-After": retry_after}
+            answered.append(b",".join(items))
+            if store_failed is not None or following is None:
+                break  # the rest would each wait out their own deadline against a store that is down
+            current = following
     not_attempted = len(texts) - created - failed
     if store_failed is not None:
         if created == 0:

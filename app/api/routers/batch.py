@@ -127,11 +127,20 @@ def _decided(index: int, outcome: Outcome) -> bytes:
 def _answer(counts: BatchOut, items: list[bytes], response: Response) -> Response:
     """The 200 answer: ``counts`` (a BatchOut without its items) with the items' JSON spliced in, the
     very bytes FastAPI writes for the whole BatchOut (pydantic's JSON), and the headers set on
-    ``response``, as FastAPI adds them."""
+    ``response``, as FastAPI adds them.
+
+    The body is copied once, by one join: the answer to a batch of 100,000 items is over 100 MB, and each
+    further copy (a concatenation, a join per chunk) cost this process tens to hundreds of milliseconds.
+    """
     envelope = _ANSWER.dump_json(counts)
     if counts.items or not envelope.endswith(b'"items":[]}'):  # items must be BatchOut's last field
         raise RuntimeError("the batch answer's envelope does not end with its (empty) items")
-    answer = Response(content=envelope[:-2] + b",".join(items) + b"]}", media_type=JSON_MEDIA_TYPE)
+    opening, closing = envelope[:-2], b"]}"
+    if len(items) < 2:
+        body = opening + b"".join(items) + closing
+    else:
+        body = b",".join([opening + items[0], *items[1:-1], items[-1] + closing])
+    answer = Response(content=body, media_type=JSON_MEDIA_TYPE)
     answer.headers.raw.extend(response.headers.raw)
     return answer
 
@@ -277,7 +286,7 @@ async def create_batch(
     body = await request.body()
     texts = _items(body, media_type, request.app.state.services.batch_max_items)
     key = None if idempotency_key is None else idempotency_key.strip('"')
-    answered: list[bytes] = []  # each chunk's items, as the answer's JSON holds them
+    answered: list[bytes] = []  # each item, as the answer's JSON holds it
     created = failed = 0
     store_failed: dict[str, str] | None = None  # when the audit store failed: its problem's Retry-After
 
@@ -328,24 +337,22 @@ async def create_batch(
                 recording = record(following)
             # Kept as JSON, not as models: a batch of thousands would otherwise keep hundreds of thousands of
             # objects alive, for the garbage collector to scan again and again while the rest is decided.
-            items: list[bytes] = []
             for index, outcome in zip(current.indices, outcomes, strict=True):
                 if not (index + 1) % YIELD_EVERY:
                     await asyncio.sleep(0)  # the writer goes on with the next chunk
                 if isinstance(outcome, Outcome):
-                    items.append(_decided(index, outcome))
+                    answered.append(_decided(index, outcome))
                     created += 1
                     continue
                 # Answered as the service's own handlers answer it, or as a 500.
                 answer = await _problem(request, outcome, index)
                 problem = json.loads(bytes(answer.body))
                 item = BatchItemOut(index=index, status=answer.status_code, problem=problem)
-                items.append(_ITEM.dump_json(item))
+                answered.append(_ITEM.dump_json(item))
                 failed += 1
                 if isinstance(outcome, StoreUnavailable) and store_failed is None:
                     retry_after = answer.headers.get("retry-after")
                     store_failed = {} if retry_after is None else {"Retry-After": retry_after}
-            answered.append(b",".join(items))
             if store_failed is not None or following is None:
                 break  # the rest would each wait out their own deadline against a store that is down
             current = following

@@ -5,7 +5,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +76,52 @@ def _adjoin(parts: Sequence[tuple[ChainHead | None, Verification]]) -> bool:
     return parts[0][0] is not None
 
 
+RangeCheck = Callable[
+    [int, int | None, Sequence[Checkpoint], ChainHead | None],
+    Coroutine[Any, Any, tuple[ChainHead | None, Verification]],
+]
+"""Checks one range (``check_range`` from its third argument on): in this process, or in another."""
+
+
+async def check_range(
+    unit_of_work: Callable[[], UnitOfWork],
+    batch_size: int,
+    from_seq: int,
+    to_seq: int | None,
+    checkpoints: Sequence[Checkpoint],
+    after: ChainHead | None,
+) -> tuple[ChainHead | None, Verification]:
+    """Check one range in a transaction of its own, after the given link, or else after the stored record
+    before the range; the link it started from (None when there is none) and the outcome."""
+    async with unit_of_work() as uow:
+        anchor = after or await uow.assessments.link_before(from_seq)
+        if anchor is None:
+            return None, Verification(0, None, None, None, None)
+        return anchor, await verify_from(uow, batch_size, anchor, from_seq, to_seq, checkpoints)
+
+
+async def verify_from(
+    uow: UnitOfWork,
+    batch_size: int,
+    after: ChainHead,
+    from_seq: int,
+    to_seq: int | None,
+    checkpoints: Sequence[Checkpoint],
+) -> Verification:
+    """Check the records from ``from_seq`` to ``to_seq`` (or the end) after the link ``after``."""
+    kept = [link for link in checkpoints if link.seq >= from_seq and (to_seq is None or link.seq <= to_seq)]
+    verifier = ChainVerifier(after, kept)
+    async for batch in uow.chain.entries(from_seq=from_seq, to_seq=to_seq, batch_size=batch_size):
+        with collector_paused():
+            intact = all(
+                verifier.feed(record, stored_hash, body, exact=exact)
+                for record, stored_hash, body, exact in batch
+            )
+        if not intact:
+            break
+    return verifier.finish()
+
+
 class AuditService:
     def __init__(
         self,
@@ -85,12 +131,17 @@ class AuditService:
         anchor: SignedCheckpoint | None = None,
         parallel: int = 1,
         min_range: int = MIN_RANGE,
+        range_check: RangeCheck | None = None,
     ) -> None:
         """``anchor`` is the last checkpoint signed before this start (the checkpoint log's last line).
         A long verification checks up to ``parallel`` ranges at once, each on a connection of its own: the
-        database compares one range's records while this process hashes another's."""
+        database compares one range's records while this process hashes another's. ``range_check``
+        checks each such range (by default ``check_range``, in this process)."""
         self._unit_of_work = unit_of_work
         self.signer = signer
+        self._range_check: RangeCheck = range_check or (
+            lambda start, end, links, after: check_range(unit_of_work, batch_size, start, end, links, after)
+        )
         self._batch_size = batch_size
         self._parallel = parallel
         self._min_range = min_range
@@ -173,7 +224,7 @@ class AuditService:
             async with asyncio.TaskGroup() as group:  # one range failing stops the others
                 tasks = [
                     group.create_task(
-                        self._verify_range(start, end, links, None if start > from_seq else after)
+                        self._range_check(start, end, links, None if start > from_seq else after)
                     )
                     for start, end in ranges
                 ]
@@ -183,7 +234,7 @@ class AuditService:
             # A range's first record has no record before it, or not the one the range before ended on (a
             # gap, a duplicated or altered record at a boundary): one pass pinpoints it.
         async with self._unit_of_work() as uow:
-            return await self._verify_from(uow, after, from_seq, to_seq, links)
+            return await verify_from(uow, self._batch_size, after, from_seq, to_seq, links)
 
     def _ranges(self, from_seq: int, to_seq: int) -> list[tuple[int, int | None]]:
         """Consecutive ranges of at least ``min_range`` records, at most ``parallel`` of them."""
@@ -193,39 +244,6 @@ class AuditService:
             return [(from_seq, to_seq)]
         size = -(-records // count)
         return [(start, min(start + size - 1, to_seq)) for start in range(from_seq, to_seq + 1, size)]
-
-    async def _verify_range(
-        self, from_seq: int, to_seq: int | None, checkpoints: Sequence[Checkpoint], after: ChainHead | None
-    ) -> tuple[ChainHead | None, Verification]:
-        """Check one range in a transaction of its own, after the given link, or else after the stored
-        record before the range; the link it started from (None when there is none) and the outcome."""
-        async with self._unit_of_work() as uow:
-            anchor = after or await uow.assessments.link_before(from_seq)
-            if anchor is None:
-                return None, Verification(0, None, None, None, None)
-            return anchor, await self._verify_from(uow, anchor, from_seq, to_seq, checkpoints)
-
-    async def _verify_from(
-        self,
-        uow: UnitOfWork,
-        after: ChainHead,
-        from_seq: int,
-        to_seq: int | None,
-        checkpoints: Sequence[Checkpoint],
-    ) -> Verification:
-        kept = [
-            link for link in checkpoints if link.seq >= from_seq and (to_seq is None or link.seq <= to_seq)
-        ]
-        verifier = ChainVerifier(after, kept)
-        async for batch in uow.chain.entries(from_seq=from_seq, to_seq=to_seq, batch_size=self._batch_size):
-            with collector_paused():
-                intact = all(
-                    verifier.feed(record, stored_hash, body, exact=exact)
-                    for record, stored_hash, body, exact in batch
-                )
-            if not intact:
-                break
-        return verifier.finish()
 
     async def export(self, bounds: ExportRange) -> AsyncIterator[dict[str, Any]]:
         """Records in sequence order, up to the head as it is now (read here, so that an unreachable

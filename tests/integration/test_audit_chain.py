@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError
 from typer.testing import CliRunner
 
 from app.cli import app as cli
+from app.cli_verify import RangesInProcesses
 from app.domain.audit import GENESIS_HASH, RECORD_FIELDS, Break, record_hash, to_record
 from app.service.audit import AuditService
 from app.service.checkpoints import CheckpointSigner, load_signing_key
@@ -468,10 +469,16 @@ async def test_a_range_past_the_end_has_nothing_to_check(client: httpx.AsyncClie
 
 @pytest.mark.parametrize("tamper", [None, "edit the fourth", "delete the second"])
 async def test_ranges_verified_at_once_say_what_one_pass_says(
-    client: httpx.AsyncClient, db: Engine, database_url: str, tmp_path: Path, tamper: str | None
+    client: httpx.AsyncClient,
+    db: Engine,
+    database_url: str,
+    tmp_path: Path,
+    tamper: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Three ranges of two records checked at once, each on its own connection, joined: the same outcome
-    as one pass; where a range has no record before it (deleted), one pass pinpoints the gap."""
+    as one pass, whether this process checks them or worker processes do (``il6 audit verify --jobs``);
+    where a range has no record before it (deleted), one pass pinpoints the gap."""
     first = (await decide_three(client))[0].seq
     await decide_three(client)
     engine = create_engine_for(Settings(database_url=SecretStr(database_url)))
@@ -479,6 +486,9 @@ async def test_ranges_verified_at_once_say_what_one_pass_says(
     unit_of_work = partial(UnitOfWork, create_session_factory(engine, read_only=True))
     at_once = AuditService(unit_of_work, signer, parallel=3, min_range=2)
     one_pass = AuditService(unit_of_work, signer, parallel=1)
+    monkeypatch.setenv("DATABASE_URL", database_url)  # the workers' database, as the command line's
+    workers = RangesInProcesses(3)
+    in_workers = AuditService(unit_of_work, signer, parallel=3, min_range=2, range_check=workers)
     try:
         with tampering(db, first):
             with behind_the_service(db) as connection:
@@ -487,11 +497,14 @@ async def test_ranges_verified_at_once_say_what_one_pass_says(
                 elif tamper == "delete the second":
                     connection.execute(delete(ASSESSMENT).where(ASSESSMENT.c.seq == first + 1))
             outcome = await at_once.verify(from_seq=first)
+            outcome_in_workers = await in_workers.verify(from_seq=first)
             expected = await one_pass.verify(from_seq=first)
     finally:
+        workers.close()
         await engine.dispose()
 
     assert outcome == expected
+    assert outcome_in_workers == expected
     if tamper is None:
         assert (outcome.intact, outcome.checked, outcome.last_seq) == (True, 6, first + 5)
     else:
@@ -628,18 +641,20 @@ async def test_the_verify_command_exits_1_at_the_broken_record(
     first, middle, _ = await decide_three(client)
     since = ("audit", "verify", "--from-seq", str(first.seq))
 
-    status, output = await il6(database_url, *since)
-    assert status == 0, output
-    assert f"intact: 3 records (seq {first.seq}..{first.seq + 2}" in output
+    for jobs in ("1", "2"):
+        status, output = await il6(database_url, *since, "--jobs", jobs)
+        assert status == 0, output
+        assert f"intact: 3 records (seq {first.seq}..{first.seq + 2}" in output
 
     with tampering(db, first.seq):
         with behind_the_service(db) as connection:
             set_values(connection, middle.seq, request_body=middle.body + " ")
-        status, output = await il6(database_url, *since)
+        outputs = [await il6(database_url, *since, "--jobs", jobs) for jobs in ("1", "2")]
 
-    assert status == 1, output
-    assert f"BROKEN at seq {middle.seq}: request-body-mismatch" in output
-    assert "1 records verified before it" in output
+    for status, output in outputs:
+        assert status == 1, output
+        assert f"BROKEN at seq {middle.seq}: request-body-mismatch" in output
+        assert "1 records verified before it" in output
 
 
 # --- 4. signed checkpoints ------------------------------------------------------------------------------

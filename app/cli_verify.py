@@ -16,9 +16,6 @@ from functools import partial
 
 from app.domain.audit import ChainHead, Checkpoint, Verification
 
-BATCH_SIZE = 2000
-"""Records read per batch in a worker, as ``AuditService`` reads them."""
-
 
 class RangesInProcesses:
     """An ``app.service.audit.RangeCheck`` that checks each range in a worker process (at most ``jobs`` at
@@ -49,7 +46,7 @@ def _check_range(
 async def _check_range_on_own_engine(
     from_seq: int, to_seq: int | None, checkpoints: tuple[Checkpoint, ...], after: ChainHead | None
 ) -> tuple[ChainHead | None, Verification]:
-    from app.service.audit import check_range
+    from app.service.audit import BATCH_SIZE, check_range
     from app.settings import get_settings
     from app.store.database import create_engine_for, create_session_factory
     from app.store.unit_of_work import UnitOfWork

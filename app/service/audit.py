@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -60,6 +61,9 @@ class VerificationRun:
 class ChainBroken(Exception):
     """The chain no longer extends the last checkpoint this service signed, so it signs nothing more."""
 
+
+BATCH_SIZE = 2000
+"""Records a check reads at a time."""
 
 MIN_RANGE = 20_000
 """The fewest records a range checked beside others holds: below that, one pass is as quick."""
@@ -127,7 +131,7 @@ class AuditService:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         signer: CheckpointSigner,
-        batch_size: int = 2000,
+        batch_size: int = BATCH_SIZE,
         anchor: SignedCheckpoint | None = None,
         parallel: int = 1,
         min_range: int = MIN_RANGE,
@@ -139,9 +143,7 @@ class AuditService:
         checks each such range (by default ``check_range``, in this process)."""
         self._unit_of_work = unit_of_work
         self.signer = signer
-        self._range_check: RangeCheck = range_check or (
-            lambda start, end, links, after: check_range(unit_of_work, batch_size, start, end, links, after)
-        )
+        self._range_check: RangeCheck = range_check or partial(check_range, unit_of_work, batch_size)
         self._batch_size = batch_size
         self._parallel = parallel
         self._min_range = min_range

@@ -56,7 +56,7 @@ class ChainReader:
     ) -> AsyncGenerator[Iterator[ChainEntry]]:
         """The records from ``from_seq`` to ``to_seq`` (or the end), a batch at a time (keyset on seq).
 
-        On PostgreSQL each record is made from its row as the batch is iterated: a record checked and
+        Each record is made from its row as the batch is iterated: a record checked and
         dropped before the next is made leaves the garbage collector nothing to count, where a whole batch
         of records made at once was scanned by it as a batch (bench/RESULTS.md). Iterate each batch once,
         before asking for the next.
@@ -66,7 +66,7 @@ class ChainReader:
                 from_seq=from_seq, to_seq=to_seq, batch_size=batch_size
             ):
                 mappings = cast(Sequence[Mapping[str, Any]], rows)
-                yield iter([(to_record(row), row["hash"], row["request_body"], False) for row in mappings])
+                yield ((to_record(row), row["hash"], row["request_body"], False) for row in mappings)
             return
         connection = await (await self._session.connection()).get_raw_connection()
         driver = connection.driver_connection

@@ -3,7 +3,7 @@ the configuration."""
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -167,13 +167,16 @@ def audit_verify(
 ) -> None:
     """Verify the configured database's audit chain (DATABASE_URL), and against kept checkpoints.
 
-    Exit status 0 when intact, 1 at the first broken link (printed with its sequence number).
+    Exit status 0 when intact, 1 at the first broken link (printed with its sequence number), 2 when a
+    checkpoint is refused, 3 when the chain could not be read (nothing was verified).
     """
     import asyncio
+    from concurrent.futures.process import BrokenProcessPool
 
     from app.cli_verify import RangesInProcesses
     from app.service.checkpoints import InvalidCheckpoint
     from app.service.offline import read_checkpoints
+    from app.store.unit_of_work import StoreUnavailable
 
     ranges = RangesInProcesses(jobs) if jobs > 1 else None
     try:
@@ -183,18 +186,37 @@ def audit_verify(
     except InvalidCheckpoint as error:
         typer.echo(f"checkpoint refused: {error}", err=True)
         raise typer.Exit(2) from None
+    except StoreUnavailable as error:
+        _not_verified(str(error))
+    except BrokenProcessPool:
+        _not_verified("a worker process stopped before its range was checked")
     finally:
         if ranges is not None:
             ranges.close()
     _report(verification)
 
 
+def _not_verified(why: str) -> NoReturn:
+    """Exit 3: unlike 1, the chain may well be intact; it could not be checked."""
+    typer.echo(f"not verified: {why}", err=True)
+    raise typer.Exit(3)
+
+
 @audit.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Print a signed checkpoint of the configured database's chain head (JSON), to keep elsewhere."""
+    """Print a signed checkpoint of the configured database's chain head (JSON), to keep elsewhere.
+
+    Exit status 0 when signed, 3 when the chain head could not be read (nothing is signed then).
+    """
     import asyncio
 
-    checkpoint = asyncio.run(_audit_service().checkpoint())
+    from app.store.unit_of_work import StoreUnavailable
+
+    try:
+        checkpoint = asyncio.run(_audit_service().checkpoint())
+    except StoreUnavailable as error:
+        typer.echo(f"not signed: {error}", err=True)
+        raise typer.Exit(3) from None
     typer.echo(json.dumps(checkpoint.document(), separators=(",", ":")))
 
 

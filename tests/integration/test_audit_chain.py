@@ -45,7 +45,7 @@ from app.service.checkpoints import CheckpointSigner, load_signing_key
 from app.settings import Environment, Settings
 from app.store.database import create_engine_for, create_session_factory
 from app.store.models import Assessment
-from app.store.unit_of_work import UnitOfWork
+from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 from tests.factories import assessment_body
 from tests.integration.conftest import behind_the_service, caller_of, key_headers
 
@@ -655,6 +655,43 @@ async def test_the_verify_command_exits_1_at_the_broken_record(
         assert status == 1, output
         assert f"BROKEN at seq {middle.seq}: request-body-mismatch" in output
         assert "1 records verified before it" in output
+
+
+UNREACHABLE = "postgresql+psycopg://il6@127.0.0.1:1/nowhere"
+"""A database URL whose server refuses at once: nothing listens on port 1."""
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (("audit", "verify"), "not verified"),
+        (("audit", "verify", "--jobs", "2"), "not verified"),
+        (("audit", "checkpoint"), "not signed"),
+    ],
+)
+async def test_the_audit_commands_exit_3_when_the_store_cannot_be_read(
+    command: tuple[str, ...], said: str
+) -> None:
+    """Not 1: a store that is down says nothing about the chain, and a scheduled check must tell the two
+    apart."""
+    status, output = await il6(UNREACHABLE, *command)
+
+    assert status == 3, output
+    assert output == f"{said}: the database could not be read or written\n"
+
+
+async def test_a_worker_that_cannot_read_its_range_reports_the_store_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's StoreUnavailable reaches the command as itself (exit status 3), not as a broken pool."""
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
+    monkeypatch.delenv("IL6_DATABASE_URL", raising=False)
+    workers = RangesInProcesses(1)
+    try:
+        with pytest.raises(StoreUnavailable, match="could not be read"):
+            await workers(1, None, (), None)
+    finally:
+        workers.close()
 
 
 # --- 4. signed checkpoints ------------------------------------------------------------------------------

@@ -52,12 +52,15 @@ def openapi_document() -> str:
     from pydantic import SecretStr
 
     from app.main import create_app
+    from app.service.checkpoints import generate_signing_key
     from app.settings import Settings
 
     with tempfile.TemporaryDirectory() as scratch:  # the app is only described: a throwaway key signs
+        key_file = Path(scratch) / "key.pem"
+        generate_signing_key(key_file)  # made here, not by the app, which would log it as its audit key
         settings = Settings(
             database_url=SecretStr("sqlite:///:memory:"),
-            signing_key_file=Path(scratch) / "key.pem",
+            signing_key_file=key_file,
             checkpoint_interval_s=0,
         )
         schema = create_app(settings).openapi()

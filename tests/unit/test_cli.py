@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
@@ -35,8 +36,10 @@ def test_verify_refuses_a_tampered_manifest(tmp_path: Path) -> None:
     assert "il6-enrichment@1.0.0 rejected: ClassifierDefinitionError: digest mismatch" in result.output
 
 
-def test_openapi_command_prints_the_document() -> None:
+def test_openapi_command_prints_the_document(caplog: pytest.LogCaptureFixture) -> None:
     result = runner.invoke(app, ["openapi"])
 
     assert result.exit_code == 0
     assert json.loads(result.output)["info"]["title"] == "IL6 eligibility service"
+    # Its throwaway signing key is not logged as if an audit signing key had been created.
+    assert [record.getMessage() for record in caplog.records if "signing key" in record.getMessage()] == []

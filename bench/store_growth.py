@@ -22,7 +22,10 @@ a new empty database, the same stages (``--no-control`` skips it; the filled sto
 machine may be shared, and the filled store's stages run most of an hour after the empty store's: how far
 the empty store's own p50 moved meanwhile says how much of a difference the machine alone makes. It
 prints the three, per concurrency the filled store's p50 over the empty store's (and over the control's),
-and whether that is within 10%.
+and whether that is within 10%. With ``--rounds N`` the two stores then take turns, N - 1 rounds more,
+each round's order swapped (control then filled, filled then control, ...); the filled store's p50 is
+compared with the control's run next to it, round by round, and the median of those ratios judged: on a
+shared machine whose speed drifts within minutes, the one comparison that drift does not decide.
 
 The code: others may edit the working tree while a run goes on (a run of ten million takes most of an
 hour). At its start the run copies app/, migrations/ and alembic.ini from where this script imported
@@ -113,6 +116,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -911,6 +915,27 @@ def verdicts(empty: Phase, filled: Phase, control: Phase | None, records: int) -
     return lines
 
 
+def alternation(pairs: list[tuple[Phase, Phase]], records: int) -> list[str]:
+    """Per concurrency, the filled store's p50 over the control's in each pair of phases run one after
+    the other, their median, and whether that is within 10%. Adjacent phases share the machine's state
+    of the moment, so the host's drift over the run cancels out of each ratio, as it cannot between the
+    first empty stage and the filled store's, most of an hour apart."""
+    lines = []
+    for index, stage in enumerate(pairs[0][0].stages):
+        ratios = [
+            _ratio(filled.stages[index].p50_ms, control.stages[index].p50_ms) for filled, control in pairs
+        ]
+        middle = statistics.median(ratios)
+        within = "within" if middle <= 1 + WITHIN else "NOT within"
+        lines.append(
+            f"p50 at {stage.concurrency} connections, {records:,} records / control, "
+            f"{len(pairs)} adjacent pairs: "
+            f"{', '.join(f'{ratio:.3f}' for ratio in ratios)}; median {middle:.3f}: {within} "
+            f"{100 * WITHIN:.0f}%"
+        )
+    return lines
+
+
 def store_checks(bench: Bench, unbound: int, from_seq: int, verify_all: bool) -> Iterator[tuple[bool, str]]:
     """Every record bound to its key (but ``unbound``), and the chain intact from ``from_seq`` on (and
     over all of it with ``verify_all``): each check as it ends. A verification that fails to run (a
@@ -974,9 +999,24 @@ def run(args: argparse.Namespace, admin_url: str, wrk: str) -> int:
                     serving, api_key = provision(control_url, state, admin_url, args.pool_size, control=True)
                     again = replace(bench, url=control_url, serving=serving, api_key=api_key)
                     phases.append(again.phase("control", 0))
+                    pairs = [(filled, phases[-1])]
+                    # Then both stores in turn, the order swapped each round (control, filled; filled,
+                    # control; ...), so that a drift of the machine weighs on neither store more.
+                    for round_ in range(2, args.rounds + 1):
+                        order = ["control", "filled"] if round_ % 2 == 0 else ["filled", "control"]
+                        done_now: dict[str, Phase] = {}
+                        for which in order:
+                            last = pairs[-1][0 if which == "filled" else 1]
+                            store = bench if which == "filled" else again
+                            done_now[which] = store.phase(f"{which}-{round_}", last.rows_after)
+                        phases += [done_now[which] for which in order]
+                        pairs.append((done_now["filled"], done_now["control"]))
             print()
             for line in verdicts(empty, filled, phases[2] if len(phases) > 2 else None, total):
                 print(line)
+            if len(phases) > 2:
+                for line in alternation(pairs, total):
+                    print(line)
             checks = [phase.rows_ok() for phase in phases]
             for _, line in checks:
                 print(line, flush=True)
@@ -1039,10 +1079,19 @@ def main() -> int:
         action="store_false",
         help="No control run (the empty store again, in a new database, after the filled store's stages).",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="With the control: this many rounds of the filled store's and the control's stages in turn, "
+        "each round's order swapped, the filled store's p50 compared with the control's next to it (1).",
+    )
     parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL))
     args = parser.parse_args()
-    if args.workers < 1 or args.chunk < 1 or args.check_every < 1 or args.verify_stretch < 1:
-        parser.error("--workers, --chunk, --check-every and --verify-stretch must be at least 1")
+    if min(args.workers, args.chunk, args.check_every, args.verify_stretch, args.rounds) < 1:
+        parser.error("--workers, --chunk, --check-every, --verify-stretch and --rounds must be at least 1")
+    if args.rounds > 1 and not args.control:
+        parser.error("--rounds compares the filled store with the control: not with --no-control")
     wrk = shutil.which("wrk")
     if wrk is None:
         parser.error("wrk is not installed (bash bench/ensure-wrk)")

@@ -136,11 +136,12 @@ def audit_keygen(
 
 def _audit_service(ranges: "RangesInProcesses | None" = None, jobs: int = 1) -> "AuditService":
     """The audit service on the configured database; with ``ranges``, a long check's ``jobs`` ranges are
-    checked by it (PostgreSQL only: on SQLite a check is one pass)."""
+    checked by it (PostgreSQL only: on SQLite a check is one pass). As the service does, it signs a head
+    only when the chain extends the last checkpoint in the configured checkpoint log."""
     from functools import partial
 
     from app.service.audit import AuditService
-    from app.service.checkpoints import CheckpointSigner, load_signing_key
+    from app.service.checkpoints import CheckpointSigner, last_signed, load_signing_key
     from app.settings import get_settings
     from app.store.database import create_engine_for, create_session_factory, verify_ranges
     from app.store.unit_of_work import UnitOfWork
@@ -149,9 +150,10 @@ def _audit_service(ranges: "RangesInProcesses | None" = None, jobs: int = 1) -> 
     signer = CheckpointSigner(load_signing_key(settings.signing_key_file, create=False))
     engine = create_engine_for(settings)
     readers = partial(UnitOfWork, create_session_factory(engine, read_only=True))
+    anchor = last_signed(settings.checkpoint_file, signer)
     if ranges is not None and verify_ranges(engine) > 1:
-        return AuditService(readers, signer, parallel=jobs, range_check=ranges)
-    return AuditService(readers, signer, parallel=verify_ranges(engine))
+        return AuditService(readers, signer, anchor=anchor, parallel=jobs, range_check=ranges)
+    return AuditService(readers, signer, anchor=anchor, parallel=verify_ranges(engine))
 
 
 @audit.command("verify")
@@ -209,14 +211,20 @@ def _not_verified(why: str) -> NoReturn:
 def audit_checkpoint() -> None:
     """Print a signed checkpoint of the configured database's chain head (JSON), to keep elsewhere.
 
-    Exit status 0 when signed, 3 when the chain head could not be read (nothing is signed then).
+    Signed only when the chain extends the last checkpoint in the checkpoint log (IL6_CHECKPOINT_FILE), as
+    the service signs. Exit status 0 when signed, 1 when the chain does not extend that checkpoint, 3 when
+    the chain could not be read; nothing is signed then.
     """
     import asyncio
 
+    from app.service.audit import ChainBroken
     from app.store.unit_of_work import StoreUnavailable
 
     try:
         checkpoint = asyncio.run(_audit_service().checkpoint())
+    except ChainBroken as error:
+        typer.echo(f"not signed: {error}", err=True)
+        raise typer.Exit(1) from None
     except StoreUnavailable as error:
         typer.echo(f"not signed: {error}", err=True)
         raise typer.Exit(3) from None

@@ -657,6 +657,35 @@ async def test_the_verify_command_exits_1_at_the_broken_record(
         assert "1 records verified before it" in output
 
 
+async def test_the_checkpoint_command_signs_only_a_chain_that_extends_the_last_checkpoint(
+    client: httpx.AsyncClient,
+    db: Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = await decide(client)
+    kept = await checkpoint(client)
+    await decide(client)
+    log = tmp_path / "checkpoints.jsonl"
+    log.write_text(json.dumps(kept) + "\n", encoding="utf-8")
+    monkeypatch.setenv("IL6_CHECKPOINT_FILE", str(log))
+
+    status, output = await il6(database_url, "audit", "checkpoint")
+
+    assert status == 0, output
+    assert json.loads(output)["seq"] == kept["seq"] + 1
+
+    with tampering(db, first.seq):
+        with behind_the_service(db) as connection:
+            set_values(connection, kept["seq"], risk_group=None)  # the checkpointed record rewritten
+        status, output = await il6(database_url, "audit", "checkpoint")
+
+    assert status == 1, output
+    assert f"not signed: the audit chain does not extend the checkpoint signed at seq {kept['seq']}" in output
+    assert '"signature"' not in output
+
+
 UNREACHABLE = "postgresql+psycopg://il6@127.0.0.1:1/nowhere"
 """A database URL whose server refuses at once: nothing listens on port 1."""
 

@@ -61,10 +61,13 @@ def audit_keygen(
     typer.echo(f"public key: {public_key_text(key.public_key())}")
 
 
-def _audit_service(ranges: "RangesInProcesses | None" = None, jobs: int = 1) -> "AuditService":
+def _audit_service(
+    ranges: "RangesInProcesses | None" = None, jobs: int = 1, *, signing: bool = False
+) -> "AuditService":
     """The audit service on the configured database; with ``ranges``, a long check's ``jobs`` ranges are
-    checked by it (PostgreSQL only: on SQLite a check is one pass). As the service does, it signs a head
-    only when the chain extends the last checkpoint in the configured checkpoint log."""
+    checked by it (PostgreSQL only: on SQLite a check is one pass). ``signing``: as the service does, it
+    signs a head only when the chain extends the last checkpoint in the configured checkpoint log (read
+    only then: a check does not depend on that log being readable)."""
     from functools import partial
 
     from app.service.audit import AuditService
@@ -77,7 +80,7 @@ def _audit_service(ranges: "RangesInProcesses | None" = None, jobs: int = 1) -> 
     signer = CheckpointSigner(load_signing_key(settings.signing_key_file, create=False))
     engine = create_engine_for(settings)
     readers = partial(UnitOfWork, create_session_factory(engine, read_only=True))
-    anchor = last_signed(settings.checkpoint_file, signer)
+    anchor = last_signed(settings.checkpoint_file, signer) if signing else None
     if ranges is not None and verify_ranges(engine) > 1:
         return AuditService(readers, signer, anchor=anchor, parallel=jobs, range_check=ranges)
     return AuditService(readers, signer, anchor=anchor, parallel=verify_ranges(engine))
@@ -148,7 +151,7 @@ def audit_checkpoint() -> None:
     from app.store.unit_of_work import StoreUnavailable
 
     try:
-        checkpoint = asyncio.run(_audit_service().checkpoint())
+        checkpoint = asyncio.run(_audit_service(signing=True).checkpoint())
     except ChainBroken as error:
         typer.echo(f"not signed: {error}", err=True)
         raise typer.Exit(1) from None

@@ -686,6 +686,21 @@ async def test_the_checkpoint_command_signs_only_a_chain_that_extends_the_last_c
     assert '"signature"' not in output
 
 
+async def test_the_verify_command_does_not_read_the_checkpoint_log(
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only signing builds on the log: a check runs even when the log cannot be read."""
+    first = await decide(client)
+    log = tmp_path / "checkpoints.jsonl"
+    log.write_bytes(b"\xff\xfe not text\n")
+    monkeypatch.setenv("IL6_CHECKPOINT_FILE", str(log))
+
+    status, output = await il6(database_url, "audit", "verify", "--from-seq", str(first.seq))
+
+    assert status == 0, output
+    assert output.startswith("intact: 1 records"), output
+
+
 UNREACHABLE = "postgresql+psycopg://il6@127.0.0.1:1/nowhere"
 """A database URL whose server refuses at once: nothing listens on port 1."""
 

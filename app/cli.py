@@ -73,7 +73,7 @@ def classifiers_verify(
     """Load every listed version, check its digest, and list which are served."""
     from app.domain.classifiers.base import ClassifierDefinitionError
     from app.domain.classifiers.registry import load_registry
-    from app.ml.model_version import BUILDERS
+    from app.ml.builders import BUILDERS
 
     try:
         registry = load_registry(directory, BUILDERS)

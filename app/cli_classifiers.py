@@ -39,7 +39,7 @@ def _run(work: Callable[["ClassifierCatalog", "ClassifierReports"], Awaitable[T]
     from app.domain.classifiers.base import ClassifierDefinitionError
     from app.domain.classifiers.lifecycle import LifecycleRefused
     from app.domain.classifiers.registry import load_registry
-    from app.ml.model_version import BUILDERS
+    from app.ml.builders import BUILDERS
     from app.service.classifiers import ClassifierCatalog, UnknownVersion, VersionExists
     from app.service.impact import ClassifierReports
     from app.settings import get_settings

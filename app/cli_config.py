@@ -122,7 +122,7 @@ def _start_up_refusals(settings: "Settings") -> list[str]:
     (production never creates one) and the classifier versions shipped with it."""
     from app.domain.classifiers.base import ClassifierDefinitionError
     from app.domain.classifiers.registry import load_registry
-    from app.ml.model_version import BUILDERS
+    from app.ml.builders import BUILDERS
     from app.service.checkpoints import SigningKeyMissing, load_signing_key
     from app.settings import Environment
 

@@ -45,7 +45,7 @@ def train(
 ) -> None:
     """Fit a classifier version from a CSV cohort and write it as a draft, with its report."""
     from app.domain.classifiers.registry import load_registry
-    from app.ml.model_version import BUILDERS
+    from app.ml.builders import BUILDERS
     from app.ml.training import (
         TrainingDataError,
         TrainingRefused,

@@ -32,7 +32,7 @@ from app.api.security_headers import DOCS_PATHS, SecurityHeadersMiddleware
 from app.collector import serving
 from app.domain.classifiers.registry import load_registry
 from app.logs import configure_logging
-from app.ml.model_version import BUILDERS
+from app.ml.builders import BUILDERS
 from app.service.access import KeyService
 from app.service.assessments import AssessmentService
 from app.service.audit import AuditService, CheckpointPublisher

@@ -29,12 +29,13 @@ from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from app.domain.classifiers import registry, rules
+from app.domain.classifiers import rules
 from app.domain.classifiers.base import Classifier, ClassifierDefinition, ClassifierDefinitionError
 from app.domain.decimals import BINARY64_DIGITS, plain
 from app.ml import artifact as artifacts
+from app.ml.builders import MODEL_KIND
 
-KIND = "sklearn-logistic-il6"
+KIND = MODEL_KIND
 POSITIVE = "progressive"
 NEGATIVE = "stable"
 CLASSES = (POSITIVE, NEGATIVE)
@@ -252,7 +253,3 @@ def build(definition: ClassifierDefinition, artifact: bytes | None) -> Classifie
             f"{definition.ref}: the model cannot be inspected ({type(error).__name__})"
         ) from None
     return rules.RuleSetClassifier(definition, kind=KIND)
-
-
-BUILDERS: Mapping[str, registry.Builder] = {**registry.BUILDERS, KIND: build}
-"""The domain's builders plus this kind: what the application passes to ``load_registry``."""

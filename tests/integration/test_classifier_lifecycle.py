@@ -27,7 +27,7 @@ from app.domain.classifiers.lifecycle import LifecycleEvent
 from app.domain.classifiers.manifest import manifest_digest
 from app.domain.classifiers.registry import Builder, RegisteredVersion, load_registry
 from app.domain.classifiers.rules import RuleSetClassifier
-from app.ml.model_version import BUILDERS
+from app.ml.builders import BUILDERS
 from app.service.classifiers import ClassifierCatalog
 from app.settings import Environment, Settings
 from app.store.database import create_engine_for, create_session_factory, database_urls

@@ -34,7 +34,8 @@ from app.domain.risk import RiskGroup
 from app.domain.specimen import SpecimenType
 from app.ml import artifact as artifacts
 from app.ml import model_version
-from app.ml.model_version import BUILDERS, KIND, POSITIVE
+from app.ml.builders import BUILDERS
+from app.ml.model_version import KIND, POSITIVE
 from app.ml.training import TrainedVersion, fit_version, read_training_csv
 from tests.ml_factories import registry_with, resign, synthetic_cohort
 from tests.unit.factories import ELECSYS_IL6, copy_definitions, reported, specimen

@@ -723,14 +723,16 @@ def _stage_line(label: str, result: StageResult, success: str = "201") -> str:
         server, database = (result.cpu_us_per_ok(s) for s in (result.cpu.server_s, result.cpu.database_s))
         cpu = f"{server:>9.0f} {database:>8.0f}"
     return (
-        f"{label:<7} {result.concurrency:>5} {result.appends_per_s:>9.1f} {result.p50_ms:>8.1f} "
+        f"{label:<{LABEL_WIDTH}} {result.concurrency:>5} {result.appends_per_s:>9.1f} {result.p50_ms:>8.1f} "
         f"{result.p99_ms:>8.1f} {result.created:>7} {cpu}  {_other(result, success) or '-'}"
     )
 
 
+LABEL_WIDTH = 10
+"""The stage line's first column: the longest label (bench/store_growth.py's ``control-12``, say) fits."""
 STAGE_HEADER = (
-    f"{'server':<7} {'conns':>5} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7} {'srv µs/ok':>9} "
-    f"{'db µs/ok':>8}  other"
+    f"{'server':<{LABEL_WIDTH}} {'conns':>5} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>7} "
+    f"{'srv µs/ok':>9} {'db µs/ok':>8}  other"
 )
 """ok: answers with the server's success status (201 for the service and the floors, 200 for MLflow);
 srv µs/ok, db µs/ok: CPU the server (all its processes) and PostgreSQL (all its processes) used per ok

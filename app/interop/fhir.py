@@ -181,7 +181,8 @@ def _from_bundle(
     entries = raw.get("entry")
     for index, entry in enumerate(entries if isinstance(entries, list) else ()):
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") not in _BUNDLED:
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if isinstance(resource, dict) and not (isinstance(kind, str) and kind in _BUNDLED):
             # Checked before fhir.resources reads the Bundle: it fails on a resource type it does not know.
             raise InvalidInput(
                 pointer((*at, "entry", index, "resource", "resourceType")),

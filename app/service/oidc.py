@@ -122,7 +122,9 @@ class _Jwk:
 
 def _usable(entry: object) -> _Jwk | None:
     """A JWK this service may verify with; None for symmetric, encryption, private or weak keys."""
-    if not isinstance(entry, dict) or entry.get("kty") not in _PARSERS:  # never "oct" (RFC 8725 3.1)
+    if not isinstance(entry, dict) or not isinstance(entry.get("kty"), str):
+        return None
+    if entry["kty"] not in _PARSERS:  # never "oct" (RFC 8725 3.1)
         return None
     kid, crv, alg = entry.get("kid"), entry.get("crv"), entry.get("alg")
     if entry.get("use", "sig") != "sig" or not all(v is None or isinstance(v, str) for v in (kid, crv, alg)):

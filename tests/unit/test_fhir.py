@@ -605,6 +605,10 @@ BUNDLE_REFUSALS = [
         "/entry/1/resource/resourceType",
         id="no-such-resource",
     ),
+    pytest.param([observation(), {"resourceType": []}], "/entry/1/resource/resourceType", id="type-a-list"),
+    pytest.param(
+        [observation(), {"resourceType": {}}], "/entry/1/resource/resourceType", id="type-an-object"
+    ),
     pytest.param([{**observation(), "status": "preliminary"}], "/entry/0/resource/status", id="inner-status"),
     pytest.param([{**observation(), "unknownElement": 1}], "/entry/0/resource", id="inner-unknown-element"),
 ]

@@ -319,6 +319,12 @@ async def test_oct_and_encryption_keys_in_the_set_are_never_used(
     assert (await verifier.verify(rs256())).name == "oidc:redcap-bridge"
 
 
+async def test_a_malformed_key_in_the_set_is_passed_over(verifier: OidcVerifier, issuer: Issuer) -> None:
+    issuer.keys = [{"kty": ["RSA"], "kid": "odd-1"}, {"kty": {"RSA": 1}}, jwk("rsa", "rsa-1")]
+
+    assert (await verifier.verify(rs256())).name == "oidc:redcap-bridge"
+
+
 async def test_a_jwks_of_only_oct_keys_is_no_jwks(verifier: OidcVerifier, issuer: Issuer) -> None:
     issuer.keys = [{"kty": "oct", "kid": "rsa-1", "k": b64(b"x" * 32)}]
 

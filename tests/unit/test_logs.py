@@ -85,15 +85,44 @@ def test_a_json_line_stays_one_line_whatever_the_message_holds() -> None:
     assert "RuntimeError" in document["exception"]
 
 
+def compact(document: Any) -> str:
+    """The standard library's compact JSON of ``document``: what a line holds."""
+    return json.dumps(document, separators=(",", ":"), default=str)
+
+
 def test_a_json_line_is_written_as_json_dumps_writes_it() -> None:
     made = record("caf\u00e9 %s", "\u2028", request_id="req-1", status=201, duration_ms=2.5, caller=object())
 
     line = JsonFormatter().format(made)
 
     document = json.loads(line)
-    assert line == json.dumps(document, default=str)  # the separators, and ASCII only
+    assert line == compact(document)  # compact, and ASCII only
     assert line.isascii()
     assert document["caller"].startswith("<object object at ")  # what is no JSON type, as str() gives it
+
+
+def test_an_ascii_line_is_the_same_json_whichever_serialiser_writes_it() -> None:
+    control = "".join(chr(code) for code in range(32))
+    made = record('GET %s "quoted" \\ %s', "/v1/x", control, request_id="r", status=200, duration_ms=12.3)
+    huge = record("GET /", request_id="r", status=2**70)  # beyond 64 bits: orjson refuses it
+
+    line, fallback = JsonFormatter().format(made), JsonFormatter().format(huge)
+
+    assert line == compact(json.loads(line))
+    assert json.loads(line)["message"] == f'GET /v1/x "quoted" \\ {control}'
+    assert fallback == compact(json.loads(fallback))
+    assert json.loads(fallback)["status"] == 2**70
+
+
+def test_a_line_is_timed_to_the_millisecond_in_utc() -> None:
+    for created in (0.0, 1_764_806_399.9991, 1_764_806_400.0, 1_764_806_400.5004, 4_102_444_799.123):
+        made = record()
+        made.created, made.msecs = created, int((created - int(created)) * 1000) + 0.0
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+        document = json.loads(JsonFormatter().format(made))
+
+        assert document["time"] == expected.replace("+00:00", "Z")
 
 
 def test_text_names_the_request_unless_the_message_does() -> None:
@@ -213,6 +242,20 @@ def test_standard_error_that_is_not_a_terminal_gets_json() -> None:
     assert json.loads(lines[0])["message"] == "started on a pipe"
 
 
+def test_the_service_s_logging_skips_what_neither_format_writes() -> None:
+    program = (
+        "import logging\n"
+        "from app.logs import configure_logging\n"
+        "configure_logging('INFO', 'json')\n"
+        "print(logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert done.stdout.split() == ["None", "False", "False", "False"]
+
+
 def test_text_can_be_asked_for() -> None:
     output = _log_from_a_fresh_process("text")
 
@@ -227,3 +270,5 @@ def test_a_root_logger_with_a_handler_is_left_alone() -> None:
     configure_logging("DEBUG", "json")
 
     assert (list(root.handlers), root.level) == before
+    assert logging._srcfile is not None  # the process's other logging settings too
+    assert logging.logThreads

@@ -156,7 +156,9 @@ class Break(StrEnum):
 
 _EXPLANATIONS = {
     Break.FIRST_LINK: "the first record of the chain does not link to the genesis hash",
-    Break.SEQUENCE_GAP: "a record is missing before this one, or records were reordered",
+    Break.SEQUENCE_GAP: (
+        "a record is missing before this one, or records were reordered or stored twice under one seq"
+    ),
     Break.PREVIOUS_HASH: "this record does not link to the stored hash of the record before it",
     Break.HASH: "this record's content does not match its stored hash: it was altered",
     Break.REQUEST_BODY: "the stored request body does not match the record's request_sha256: it was altered",

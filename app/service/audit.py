@@ -24,6 +24,7 @@ from app.domain.audit import (
     to_record,
 )
 from app.service.checkpoints import CheckpointSigner, SignedCheckpoint
+from app.store.seq_pages import SeqPages
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -256,23 +257,14 @@ class AuditService:
 
     async def _records(self, bounds: ExportRange, to_seq: int) -> AsyncIterator[dict[str, Any]]:
         """Each batch is read in its own short transaction: a long export holds no connection meanwhile."""
-        after = bounds.from_seq - 1
-        while after < to_seq:
+        pages = SeqPages(bounds.from_seq, self._batch_size)
+        while not pages.done:
             async with self._unit_of_work() as uow:
-                batches = uow.assessments.chain(
-                    from_seq=after + 1,
-                    to_seq=to_seq,
-                    from_time=bounds.from_time,
-                    to_time=bounds.to_time,
-                    batch_size=self._batch_size,
+                batch = await uow.assessments.chain_page(
+                    pages, to_seq=to_seq, from_time=bounds.from_time, to_time=bounds.to_time
                 )
-                batch = await anext(batches, None)
-                await batches.aclose()
-            if batch is None:
-                return
             for row in cast(Sequence[Mapping[str, Any]], batch):
                 yield export_record(row)
-            after = batch[-1]["seq"]
 
 
 class CheckpointPublisher:

@@ -27,6 +27,7 @@ from app.collector import collector_paused
 from app.domain.audit import RECORD_FIELDS, canonical_time, to_record
 from app.store.models import Assessment
 from app.store.repositories import AssessmentRepository
+from app.store.seq_pages import SeqPages
 
 ChainEntry = tuple[dict[str, Any], str, str | None, bool]
 """A stored record (``RECORD_FIELDS``, ids and times as canonical strings), its stored hash, the request
@@ -37,7 +38,7 @@ _COLUMNS = (*RECORD_FIELDS, "hash", "request_body")
 _RECORDED_AT = RECORD_FIELDS.index("recorded_at")
 _DOCUMENTS = tuple((name, RECORD_FIELDS.index(name)) for name in ("input", "decision"))
 """The JSONB columns (never NULL), by name and place in a row."""
-_QUERY = sql.SQL("SELECT {columns} FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s").format(
+_QUERY = sql.SQL("SELECT {columns} FROM {table} WHERE seq >= %s AND seq <= %s ORDER BY seq LIMIT %s").format(
     columns=sql.SQL(", ").join(sql.Identifier(name) for name in _COLUMNS),
     table=sql.Identifier(Assessment.__tablename__),
 )
@@ -54,7 +55,7 @@ class ChainReader:
     async def entries(
         self, *, from_seq: int = 1, to_seq: int | None = None, batch_size: int = 1000
     ) -> AsyncGenerator[Iterator[ChainEntry]]:
-        """The records from ``from_seq`` to ``to_seq`` (or the end), a batch at a time (keyset on seq).
+        """The records from ``from_seq`` to ``to_seq`` (or the end), a batch at a time (``SeqPages``).
 
         Each record is made from its row as the batch is iterated: a record checked and
         dropped before the next is made leaves the garbage collector nothing to count, where a whole batch
@@ -73,25 +74,26 @@ class ChainReader:
         if not isinstance(driver, psycopg.AsyncConnection):
             raise TypeError(f"the audit trail is read through psycopg, not {type(driver).__name__}")
         last = _UNBOUNDED if to_seq is None else to_seq
-        after = from_seq - 1
+        pages = SeqPages(from_seq, batch_size)
         try:
             async with driver.cursor() as cursor:
                 cursor.adapters.register_loader("uuid", TextLoader)
                 cursor.adapters.register_loader("jsonb", TextLoader)
-                while after < last:
-                    await cursor.execute(_QUERY, (after, last, batch_size))
+                while not pages.done:
+                    await cursor.execute(_QUERY, (pages.start, last, pages.limit))
                     # fetchall only converts the rows execute received (it waits for nothing outside
                     # pipeline mode): a block that never suspends, as collector_paused requires.
                     with collector_paused():
-                        rows = await cursor.fetchall()
-                    if not rows:
-                        return
-                    yield map(_entry, rows)
-                    after = rows[-1][0]
-                    if len(rows) < batch_size:
-                        return
+                        page = pages.take(await cursor.fetchall(), _seq_of)
+                    if page:
+                        yield map(_entry, page)
         except psycopg.Error as error:  # as SQLAlchemy raises it: the unit of work reports the store down
             raise DBAPIError.instance(None, None, error, psycopg.Error) from error
+
+
+def _seq_of(row: tuple[Any, ...]) -> int:
+    seq: int = row[0]
+    return seq
 
 
 def _entry(row: tuple[Any, ...]) -> ChainEntry:

@@ -24,6 +24,7 @@ from app.domain.audit import ChainHead, next_link, record_hash, to_record
 from app.store.copy_append import copy_insert, loaded_assessment
 from app.store.direct import DirectStatement, fetch_all, fetch_each, on_postgresql
 from app.store.models import Assessment
+from app.store.seq_pages import SeqPages
 from app.store.types import as_utc, utcnow
 
 CHAIN_LOCK = 0x494C_365F_4155_4454
@@ -231,31 +232,46 @@ class AssessmentRepository:
         classifier_name: str | None = None,
         batch_size: int = 1000,
     ) -> AsyncGenerator[Sequence[RowMapping]]:
-        """Rows in sequence order, a batch at a time (keyset on seq), within the given bounds (and of one
+        """Rows in sequence order, a batch at a time (``SeqPages``), within the given bounds (and of one
         classifier's decisions, when named).
 
         Plain rows, not ORM objects: a chain of millions is read without an identity map.
         """
-        after = from_seq - 1
+        pages = SeqPages(from_seq, batch_size)
+        while not pages.done:
+            batch = await self.chain_page(
+                pages, to_seq=to_seq, from_time=from_time, to_time=to_time, classifier_name=classifier_name
+            )
+            if batch:
+                yield batch
+
+    async def chain_page(
+        self,
+        pages: SeqPages,
+        *,
+        to_seq: int | None = None,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        classifier_name: str | None = None,
+    ) -> Sequence[RowMapping]:
+        """The next page of ``pages`` within the given bounds: empty, and ``pages.done``, at the end."""
         columns = _ASSESSMENT.c
-        while True:
-            statement = select(_ASSESSMENT).where(columns.seq > after)
-            if to_seq is not None:
-                statement = statement.where(columns.seq <= to_seq)
-            if from_time is not None:
-                statement = statement.where(columns.recorded_at >= from_time)
-            if to_time is not None:
-                statement = statement.where(columns.recorded_at < to_time)
-            if classifier_name is not None:
-                statement = statement.where(columns.classifier_name == classifier_name)
-            statement = statement.order_by(columns.seq).limit(batch_size)
-            batch = (await self._session.execute(statement)).mappings().all()
-            if not batch:
-                return
-            yield batch
-            after = batch[-1]["seq"]
-            if len(batch) < batch_size:
-                return
+        statement = select(_ASSESSMENT).where(columns.seq >= pages.start)
+        if to_seq is not None:
+            statement = statement.where(columns.seq <= to_seq)
+        if from_time is not None:
+            statement = statement.where(columns.recorded_at >= from_time)
+        if to_time is not None:
+            statement = statement.where(columns.recorded_at < to_time)
+        if classifier_name is not None:
+            statement = statement.where(columns.classifier_name == classifier_name)
+        statement = statement.order_by(columns.seq).limit(pages.limit)
+        return pages.take((await self._session.execute(statement)).mappings().all(), _seq_of)
+
+
+def _seq_of(row: RowMapping) -> int:
+    seq: int = row["seq"]
+    return seq
 
 
 @dataclass(frozen=True)

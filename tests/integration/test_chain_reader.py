@@ -2,15 +2,21 @@
 of its own, must be the very records the repository's rows make (``to_record``), on each backend."""
 
 import math
+import uuid
 from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.domain.audit import Break, ChainVerifier, to_record
+from app.domain.audit import Break, ChainVerifier, record_hash, to_record
+from app.service.audit import AuditService, ExportRange
+from app.service.checkpoints import CheckpointSigner, load_signing_key
 from app.store.chain_reader import ChainEntry
+from app.store.models import Assessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
 from tests.integration.conftest import behind_the_service
 from tests.integration.test_append import append, new_assessment
@@ -132,3 +138,40 @@ async def test_a_number_beyond_a_double_where_null_was_hashed_breaks_the_chain(
     assert outcomes == [True, False, False]
     assert verifier.broken is not None
     assert (verifier.broken.seq, verifier.broken.reason) == (2, Break.HASH)
+
+
+async def test_a_record_stored_twice_under_one_seq_is_read_and_breaks_the_chain(
+    sessions: async_sessionmaker[AsyncSession], db: Engine, tmp_path: Path
+) -> None:
+    """An owner who drops the constraints can store a second record under a seq, hashed as the writer
+    hashes: where that seq ends a page, the next page must still read it, for verification and export."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps the primary key on seq: a seq is stored once there")
+    await append(sessions, [new_assessment() for _ in range(5)])
+    table = cast(Table, Assessment.__table__)
+    with behind_the_service(db) as connection:
+        for constraint in ("pk_assessment", "uq_assessment_prev_hash"):
+            connection.execute(text(f"ALTER TABLE assessment DROP CONSTRAINT {constraint} CASCADE"))
+        connection.execute(text("CREATE INDEX ix_assessment_seq_again ON assessment (seq)"))
+        second = connection.execute(select(table).where(table.c.seq == 2)).mappings().one()
+        forged = {**second, "id": uuid.uuid4(), "eligibility_status": "ineligible"}
+        forged["hash"] = record_hash(to_record(forged))
+        connection.execute(insert(table).values(forged))
+    audit = AuditService(
+        partial(UnitOfWork, sessions),
+        CheckpointSigner(load_signing_key(tmp_path / "key.pem", create=True)),
+        batch_size=2,  # seq 2 ends the first page
+    )
+
+    read = await entries(sessions, 1, None, batch_size=2)
+    verification = await audit.verify()
+    exported = [record async for record in await audit.export(ExportRange())]
+
+    assert [entry[0]["seq"] for batch in read for entry in batch] == [1, 2, 2, 3, 4, 5]
+    assert verification.broken is not None
+    assert (verification.broken.seq, verification.broken.reason) == (2, Break.SEQUENCE_GAP)
+    assert verification.checked == 2
+    assert sorted(record["id"] for record in exported if record["seq"] == 2) == sorted(
+        [str(second["id"]), str(forged["id"])]
+    )
+    assert len(exported) == 6

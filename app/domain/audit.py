@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Literal
 
 import orjson
 
@@ -203,6 +203,12 @@ class Verification:
         return self.broken is None
 
 
+class Unchecked(Enum):
+    """What ``ChainVerifier.feed`` is not given, and so does not check."""
+
+    BODY = "no request body given"
+
+
 class ChainVerifier:
     """Checks records fed in sequence order, stopping at the first broken link.
 
@@ -225,29 +231,37 @@ class ChainVerifier:
         self,
         record: Mapping[str, Any],
         stored_hash: str,
-        request_body: str | None = None,
+        request_body: str | Literal[Unchecked.BODY] | None = Unchecked.BODY,
         *,
         exact: bool = False,
     ) -> bool:
         """Check one record (and its request body, when given); False once the chain is broken.
 
+        ``request_body``: the body stored with the record, or None where none is (every record is stored
+        with its body, so a missing one was erased: ``request-body-mismatch``); left out, not checked.
         ``exact``: the record holds only values orjson writes as themselves (``hashes_to``).
         """
         if self.broken is not None:
             return False
         self.broken = self._check(record, stored_hash, exact)
-        if self.broken is None and request_body is not None:
-            body_hash = hashlib.sha256(request_body.encode("utf-8")).hexdigest()
-            if body_hash != record["request_sha256"]:
-                self.broken = BrokenLink(
-                    record["seq"], Break.REQUEST_BODY, record["request_sha256"], body_hash
-                )
+        if self.broken is None and request_body is not Unchecked.BODY:
+            self.broken = self._check_body(record, request_body)
         if self.broken is not None:
             return False
         self._previous = ChainHead(record["seq"], stored_hash, datetime.fromisoformat(record["recorded_at"]))
         self._first = self._first if self._first is not None else record["seq"]
         self._checked += 1
         return True
+
+    @staticmethod
+    def _check_body(record: Mapping[str, Any], request_body: str | None) -> BrokenLink | None:
+        expected = record["request_sha256"]
+        if request_body is None:
+            return BrokenLink(record["seq"], Break.REQUEST_BODY, expected, "none stored")
+        body_hash = hashlib.sha256(request_body.encode("utf-8")).hexdigest()
+        if body_hash != expected:
+            return BrokenLink(record["seq"], Break.REQUEST_BODY, expected, body_hash)
+        return None
 
     def _check(self, record: Mapping[str, Any], stored_hash: str, exact: bool) -> BrokenLink | None:
         seq, previous = record["seq"], self._previous

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.domain.audit import Break, ChainVerifier, record_hash, to_record
 from app.service.audit import AuditService, ExportRange
 from app.service.checkpoints import CheckpointSigner, load_signing_key
+from app.service.offline import verify_records
 from app.store.chain_reader import ChainEntry
 from app.store.models import Assessment
 from app.store.unit_of_work import StoreUnavailable, UnitOfWork
@@ -175,3 +176,28 @@ async def test_a_record_stored_twice_under_one_seq_is_read_and_breaks_the_chain(
         [str(second["id"]), str(forged["id"])]
     )
     assert len(exported) == 6
+
+
+async def test_an_erased_request_body_breaks_the_chain_online_and_offline(
+    sessions: async_sessionmaker[AsyncSession], db: Engine, tmp_path: Path
+) -> None:
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite cannot drop a column's NOT NULL in place")
+    await append(sessions, [new_assessment() for _ in range(3)])
+    with behind_the_service(db) as connection:
+        connection.execute(text("ALTER TABLE assessment ALTER COLUMN request_body DROP NOT NULL"))
+        connection.execute(text("UPDATE assessment SET request_body = NULL WHERE seq = 2"))
+    audit = AuditService(
+        partial(UnitOfWork, sessions), CheckpointSigner(load_signing_key(tmp_path / "key.pem", create=True))
+    )
+
+    online = await audit.verify()
+    offline, _ = verify_records([record async for record in await audit.export(ExportRange())])
+
+    for outcome in (online, offline):
+        assert outcome.broken is not None
+        assert (outcome.broken.seq, outcome.broken.reason, outcome.broken.found) == (
+            2,
+            Break.REQUEST_BODY,
+            "none stored",
+        )

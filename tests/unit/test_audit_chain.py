@@ -20,6 +20,7 @@ from app.domain.audit import (
     GENESIS_HASH,
     RECORD_FIELDS,
     Break,
+    BrokenLink,
     ChainHead,
     ChainVerifier,
     Checkpoint,
@@ -207,6 +208,21 @@ def test_an_altered_request_body_is_pinpointed() -> None:
     outcome = verify(links)
     assert outcome.broken is not None
     assert (outcome.broken.seq, outcome.broken.reason) == (2, Break.REQUEST_BODY)
+
+
+def test_an_erased_request_body_is_pinpointed_and_one_not_given_is_not_checked() -> None:
+    links = chain(3)
+    verifier, unchecked = ChainVerifier(), ChainVerifier()
+
+    fed = [
+        verifier.feed(record, digest, None if record["seq"] == 2 else body) for record, digest, body in links
+    ]
+    for record, digest, _ in links:
+        unchecked.feed(record, digest)
+
+    assert fed == [True, False, False]
+    assert verifier.broken == BrokenLink(2, Break.REQUEST_BODY, links[1][0]["request_sha256"], "none stored")
+    assert unchecked.finish().intact
 
 
 def rewrite(

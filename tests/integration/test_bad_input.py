@@ -184,6 +184,30 @@ async def test_forged_cursors_are_422(client: httpx.AsyncClient, cursor_text: st
     ]
 
 
+OUTSIDE_UTC_YEARS = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+"""Valid RFC 3339 moments whose UTC time falls before year 1 or after year 9999."""
+
+
+@pytest.mark.parametrize("moment", OUTSIDE_UTC_YEARS, ids=["before-year-1", "after-year-9999"])
+async def test_a_moment_the_store_cannot_hold_is_422(client: httpx.AsyncClient, moment: str) -> None:
+    key = {"name": f"tests-{subject_id()}", "scopes": ["read"], "sites": ["PIT"], "expires_at": moment}
+    answers = {
+        ("parameter", "from_time"): await client.get("/v1/audit/export", params={"from_time": moment}),
+        ("parameter", "to_time"): await client.get("/v1/audit/export", params={"to_time": moment}),
+        ("pointer", "/expires_at"): await client.post("/v1/keys", json=key),
+        ("pointer", "/to_time"): await client.post(
+            "/v1/classifiers/il6-enrichment/1.0.0/impact", json={"to_time": moment}
+        ),
+    }
+
+    for (where, name), answer in answers.items():
+        assert answer.status_code == 422, (name, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["errors"] == [
+            {"detail": "Input should be a moment within the years 1 to 9999 in UTC", where: name}
+        ]
+
+
 async def test_path_errors_do_not_echo_the_path(client: httpx.AsyncClient) -> None:
     response = await client.get(f"/v1/assessments/{MARKER}")
 

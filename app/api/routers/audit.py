@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from app.api.auth import requires_every_site
 from app.api.deps import get_audit
@@ -25,6 +24,7 @@ from app.api.problems import (
     responses,
 )
 from app.api.schemas.audit import CheckpointOut, VerificationOut, VerifyIn
+from app.api.schemas.common import Moment
 from app.domain.access import Scope
 from app.domain.audit import RECORD_FIELDS
 from app.service.audit import AuditService, ExportRange
@@ -142,8 +142,8 @@ async def export(
     format: ExportFormat = ExportFormat.NDJSON,
     from_seq: SequenceNumber = 1,
     to_seq: SequenceNumber | None = None,
-    from_time: Annotated[AwareDatetime | None, Query(description="Records at or after (RFC 3339).")] = None,
-    to_time: Annotated[AwareDatetime | None, Query(description="Records before (RFC 3339).")] = None,
+    from_time: Annotated[Moment | None, Query(description="Records at or after (RFC 3339).")] = None,
+    to_time: Annotated[Moment | None, Query(description="Records before (RFC 3339).")] = None,
 ) -> StreamingResponse:
     """Stream audit records for inspectors, up to the chain head as it was when the export began."""
     bounds = ExportRange(from_seq=from_seq, to_seq=to_seq, from_time=from_time, to_time=to_time)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BeforeValidator,
     PlainSerializer,
     StringConstraints,
@@ -112,6 +113,21 @@ def _aware_and_not_future(value: datetime) -> datetime:
 
 
 CollectedAt = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_aware_and_not_future)]
+
+
+def _held_in_utc(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise PydanticCustomError(
+            "datetime_range", "Input should be a moment within the years 1 to 9999 in UTC"
+        ) from None
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_held_in_utc)]
+"""A moment with its UTC offset that the store can hold: in UTC too, it falls within the years 1 to 9999.
+Given as sent (its offset kept); stored and compared in UTC."""
 
 JsonNumber = Annotated[
     Decimal,

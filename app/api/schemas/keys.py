@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.api.schemas.common import Moment
 from app.domain.access import KEY_NAME, SITE_ID, Scope
 from app.service.access import KeyInfo, KeyState
 
@@ -23,7 +24,7 @@ class KeyIn(BaseModel):
         max_length=1000,
         description="The sites whose subjects the key may decide on and read; null for every site.",
     )
-    expires_at: AwareDatetime | None = Field(None, description="When the key stops working; null: never.")
+    expires_at: Moment | None = Field(None, description="When the key stops working; null: never.")
     reason: Reason | None = Field(None, description="Why it is made, for the key's history.")
 
 
@@ -36,7 +37,7 @@ class RevokeIn(BaseModel):
 class ExpireIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    expires_at: AwareDatetime | None = Field(None, description="When it stops working; null: now.")
+    expires_at: Moment | None = Field(None, description="When it stops working; null: now.")
     reason: Reason | None = Field(None, description="Why, for the key's history.")
 
 

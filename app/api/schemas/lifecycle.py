@@ -5,8 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.api.schemas.common import Moment
 from app.domain.classifiers.lifecycle import LifecycleEvent
 
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
@@ -92,8 +93,8 @@ class ImpactIn(BaseModel):
 
     from_seq: int = Field(1, ge=1, le=2**63 - 1, description="First audit sequence number to replay.")
     to_seq: int | None = Field(None, ge=1, le=2**63 - 1, description="Last one (inclusive); null: the head.")
-    from_time: AwareDatetime | None = Field(None, description="Recorded at or after this moment.")
-    to_time: AwareDatetime | None = Field(None, description="Recorded before this moment.")
+    from_time: Moment | None = Field(None, description="Recorded at or after this moment.")
+    to_time: Moment | None = Field(None, description="Recorded before this moment.")
     include_superseded: bool = Field(False, description="Also replay decisions a correction superseded.")
 
 

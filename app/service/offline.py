@@ -39,14 +39,19 @@ def _loads(text: str) -> Any:
 
 
 def read_checkpoints(path: Path) -> list[SignedCheckpoint]:
-    """Checkpoints from a file holding one checkpoint (JSON) or a checkpoint log (one per line)."""
-    text = path.read_text(encoding="utf-8").strip()
+    """Checkpoints from a file holding one checkpoint (JSON, on one line or laid out over several, as
+    ``jq .`` writes it) or a checkpoint log (one per line)."""
     try:
-        documents = [json.loads(text)] if text.startswith("{") and "\n" not in text else []
-        if not documents:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise InvalidCheckpoint(f"{path}: not UTF-8 text") from None
+    try:
+        documents = [json.loads(text)]
+    except json.JSONDecodeError:
+        try:
             documents = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise InvalidCheckpoint(f"{path}: not JSON ({error.msg}, line {error.lineno})") from None
+        except json.JSONDecodeError as error:
+            raise InvalidCheckpoint(f"{path}: not JSON ({error.msg}, line {error.lineno})") from None
     return [SignedCheckpoint.from_document(document) for document in documents]
 
 

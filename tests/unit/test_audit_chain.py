@@ -398,6 +398,30 @@ def test_an_edited_export_line_is_pinpointed() -> None:
     assert (outcome.broken.seq, outcome.broken.reason) == (2, Break.HASH)
 
 
+def test_a_checkpoint_file_is_read_in_each_form_it_is_kept_in(
+    signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    links = chain(3)
+    first, last = (signer.sign(seq, links[seq - 1][1], START).document() for seq in (1, 3))
+    forms = {
+        "one.json": json.dumps(first),
+        "laid-out.json": json.dumps(first, indent=2) + "\n",  # as jq . writes it
+        "log.jsonl": "".join(json.dumps(document) + "\n" for document in (first, last)),
+    }
+    for name, text in forms.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "latin-1.json").write_bytes(json.dumps(first).encode() + b"\xe9")
+    (tmp_path / "torn.jsonl").write_text(json.dumps(first) + "\n{", encoding="utf-8")
+
+    read = {name: [kept.seq for kept in read_checkpoints(tmp_path / name)] for name in forms}
+
+    assert read == {"one.json": [1], "laid-out.json": [1], "log.jsonl": [1, 3]}
+    with pytest.raises(InvalidCheckpoint, match="not UTF-8"):
+        read_checkpoints(tmp_path / "latin-1.json")
+    with pytest.raises(InvalidCheckpoint, match="not JSON"):
+        read_checkpoints(tmp_path / "torn.jsonl")
+
+
 def test_checkpoints_for_an_export_need_the_services_key(signer: CheckpointSigner, tmp_path: Path) -> None:
     links = chain(3)
     records = export_lines(links)

@@ -171,6 +171,14 @@ def audit_verify_export(
             help="The service's public key (base64, or a PEM file), to check checkpoint signatures."
         ),
     ] = None,
+    to_seq: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="The last seq the export was asked for (its to_seq): checkpoints beyond it are not "
+            "compared, where without it they show a cut tail.",
+        ),
+    ] = None,
 ) -> None:
     """Recompute an exported chain offline, without the service or its database.
 
@@ -181,6 +189,7 @@ def audit_verify_export(
 
     try:
         kept = [cp for path in checkpoint or [] for cp in read_checkpoints(path)]
+        kept = [cp for cp in kept if to_seq is None or cp.seq <= to_seq]
         key = None
         if public_key is not None:
             key_path = Path(public_key)

@@ -246,9 +246,13 @@ async def il6(database_url: str, *args: str) -> tuple[int, str]:
 
 
 def verify_export(
-    directory: Path, export: bytes, kept: Mapping[str, Any] | None = None, public_key: str | None = None
+    directory: Path,
+    export: bytes,
+    kept: Mapping[str, Any] | None = None,
+    public_key: str | None = None,
+    *options: str,
 ) -> tuple[int, str]:
-    """``il6 audit verify-export`` on an export (and a checkpoint) written to files."""
+    """``il6 audit verify-export`` on an export (and a checkpoint) written to files, with ``options``."""
     export_file = directory / "export"
     export_file.write_bytes(export)
     arguments = ["audit", "verify-export", str(export_file)]
@@ -258,7 +262,7 @@ def verify_export(
         arguments += ["--checkpoint", str(checkpoint_file)]
     if public_key is not None:
         arguments += ["--public-key", public_key]
-    result = runner.invoke(cli, arguments)
+    result = runner.invoke(cli, [*arguments, *options])
     return result.exit_code, result.output
 
 
@@ -999,6 +1003,23 @@ async def test_a_cut_export_fails_offline_against_a_later_checkpoint(
 
     assert status == 1, output
     assert f"BROKEN at seq {kept['seq']}: checkpoint-beyond-chain" in output
+
+
+async def test_an_export_of_a_range_verifies_against_a_later_checkpoint_when_its_end_is_named(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    decided = await decide_three(client)
+    kept = await checkpoint(client)
+    response = await export(client, from_seq=decided[0].seq, to_seq=decided[1].seq)
+
+    named = verify_export(
+        tmp_path, response.content, kept, kept["public_key"], "--to-seq", str(decided[1].seq)
+    )
+    short = verify_export(tmp_path, response.content, kept, kept["public_key"], "--to-seq", str(kept["seq"]))
+
+    assert named[0] == 0, named[1]
+    assert short[0] == 1, short[1]  # asked to the checkpoint's record, the export stops short of it
+    assert f"BROKEN at seq {kept['seq']}: checkpoint-beyond-chain" in short[1]
 
 
 @pytest.mark.parametrize(

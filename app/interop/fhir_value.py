@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.domain.errors import InvalidInput
+from app.domain.il6 import UNITS
 from app.interop.fhir_documents import Path, codes, pointer, raw_at
 from app.interop.fhir_release import AnyObservation
 
@@ -72,6 +73,7 @@ def quantity(
         )
     if quantity.code is None:
         raise InvalidInput(pointer(here("valueQuantity", "code")), "Give the unit as a UCUM code.")
+    _check_displayed_unit(quantity.unit, quantity.code, here)
     il6: dict[str, Any] = {"unit": quantity.code}
     value = raw_at(raw, "valueQuantity", "value")
     if value is not None:
@@ -85,6 +87,25 @@ def quantity(
         "/il6/comparator": here("valueQuantity", "comparator"),
     }
     return il6, sources
+
+
+def _check_displayed_unit(shown: str | None, code: str, here: Callable[..., Path]) -> None:
+    """Refuse a displayed unit (valueQuantity.unit) that names an accepted unit of another size than
+    the UCUM code's: the value would be read one way and shown another (1 ng/mL is 1000 pg/mL).
+
+    The code decides the unit; a display that names none of the accepted units ("picograms per
+    millilitre"), or one of the same size in other letter case or another name (pg/ml, ng/L for pg/mL),
+    is left to be shown.
+    """
+    named = {unit.code.casefold(): unit for unit in UNITS.values()}
+    displayed = None if shown is None else named.get(shown.strip().casefold())
+    coded = UNITS.get(code)
+    if displayed is not None and coded is not None and displayed.pg_per_ml != coded.pg_per_ml:
+        raise InvalidInput(
+            pointer(here("valueQuantity", "unit")),
+            f"The unit shown ({shown}) and the unit coded ({code}) are of different sizes: which one the "
+            "value is in cannot be told.",
+        )
 
 
 def check_interpretation(observation: AnyObservation, comparator: Any, here: Callable[..., Path]) -> None:

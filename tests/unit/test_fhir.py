@@ -131,6 +131,31 @@ def test_an_exact_value_in_another_unit_is_read_exactly() -> None:
     assert str(submission.value) == "0.0215"
 
 
+def shown_as(unit: str, code: str) -> dict[str, Any]:
+    """An observation whose valueQuantity shows ``unit`` and is coded ``code``."""
+    document = observation(unit=code)
+    document["valueQuantity"]["unit"] = unit
+    return document
+
+
+@pytest.mark.parametrize(("shown", "code"), [("ng/mL", "pg/mL"), ("pg/ml", "ng/mL"), (" NG/ML ", "ng/L")])
+def test_a_unit_shown_of_another_size_than_its_code_is_refused(shown: str, code: str) -> None:
+    assert refusals(shown_as(shown, code)) == [
+        (
+            "/valueQuantity/unit",
+            f"The unit shown ({shown}) and the unit coded ({code}) are of different sizes: which one the "
+            "value is in cannot be told.",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("shown", "code"), [("pg/ml", "pg/mL"), ("ng/L", "pg/mL"), ("picograms per millilitre", "pg/mL")]
+)
+def test_a_unit_shown_of_the_same_size_or_in_words_is_left_to_be_shown(shown: str, code: str) -> None:
+    assert read(shown_as(shown, code)).unit == code
+
+
 def test_without_an_id_there_is_no_reference() -> None:
     assert read(observation(id=None)).reference is None
 

@@ -5,6 +5,7 @@ nearest binary float; ``NaN`` is refused at parse time; ``{"value": 1, "value": 
 """
 
 import json
+import re
 from array import array
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
@@ -69,6 +70,11 @@ def nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return max(accumulate(array("b", outside_strings.translate(_DEPTH_STEP))), default=0) > limit
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""The escape of U+0000 (after an even number of backslashes, so not the text \\u0000): the one character
+JSON can carry that PostgreSQL's text and JSONB cannot hold. A raw one is no JSON at all."""
+
+
 def parse_exact_json(body: bytes) -> Any:
     """Parse a UTF-8 JSON document exactly; raises ``json.JSONDecodeError`` with a safe message."""
     if nested_too_deeply(body):
@@ -80,6 +86,8 @@ def parse_exact_json(body: bytes) -> Any:
         raise json.JSONDecodeError("the body is not UTF-8", "", error.start) from None
     if text.startswith("\ufeff"):  # as json.loads refuses it
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    if "u0000" in text and _NUL_ESCAPE.search(text):
+        raise json.JSONDecodeError("a string holds U+0000 (NUL), which the audit store cannot keep", "", 0)
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError:

@@ -108,6 +108,7 @@ CASES: list[tuple[str, str | bytes, str, str | None]] = [
         "duplicate key",
     ),
     ("not-utf8", body_with().encode("utf-16"), "", "UTF-8"),
+    ("nul-in-a-string", body_with(**{"site_id": "PIT\u0000"}), "", "U+0000"),
     ("deeply-nested", "[" * 20_000 + "]" * 20_000, "", "nested too deeply"),
 ]
 

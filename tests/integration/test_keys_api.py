@@ -169,6 +169,16 @@ async def test_an_expiry_is_only_ever_brought_forward(client: httpx.AsyncClient)
     assert [event["event"] for event in read["history"]] == ["created", "expiry-set"]
 
 
+async def test_a_reason_is_printable_text(client: httpx.AsyncClient) -> None:
+    body = {"name": new_name(), "scopes": ["read"], "sites": None}
+    with_a_bell = await client.post("/v1/keys", json={**body, "reason": "made \u0007 today"})
+    with_line_breaks = await client.post("/v1/keys", json={**body, "reason": "made\ttoday,\r\nfor the EDC"})
+
+    assert_problem(with_a_bell, 422, "validation-error")
+    assert with_a_bell.json()["errors"][0]["pointer"] == "/reason"
+    assert with_line_breaks.status_code == 201, with_line_breaks.text
+
+
 async def test_an_expiry_in_the_past_is_refused(client: httpx.AsyncClient) -> None:
     key, past = await create(client), (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 

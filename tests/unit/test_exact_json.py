@@ -198,3 +198,22 @@ def test_a_byte_order_mark_is_refused_in_json_loads_words() -> None:
         parse_exact_json(body)
 
     assert (refused.value.msg, refused.value.pos) == (expected.value.msg, expected.value.pos)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [rb'{"a": "\u0000"}', rb'{"a\u0000": 1}', rb'["x\\\u0000"]', rb'{"a": "\u00001"}'],
+    ids=["value", "key", "after-an-escaped-backslash", "followed-by-a-digit"],
+)
+def test_a_nul_is_refused(body: bytes) -> None:
+    with pytest.raises(json.JSONDecodeError, match=r"U\+0000 \(NUL\)"):
+        parse_exact_json(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "read"),
+    [(rb'{"a": "\\u0000"}', {"a": "\\u0000"}), (rb'{"a": "\u00e9 u0000"}', {"a": "\u00e9 u0000"})],
+    ids=["the-text-backslash-u0000", "the-text-u0000"],
+)
+def test_text_that_only_looks_like_a_nul_is_read(body: bytes, read: Any) -> None:
+    assert parse_exact_json(body) == read

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas.common import (
+    PRINTABLE_PATTERN,
     CollectedAt,
     Identifier,
     JsonNumber,
@@ -84,8 +85,7 @@ class AssessmentIn(BaseModel):
         None,
         min_length=1,
         max_length=1000,
-        # Printable text: a NUL cannot be stored by PostgreSQL, and control characters have no place here.
-        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+        pattern=PRINTABLE_PATTERN,
         description="Why the earlier result was corrected (printable text, tabs and line breaks allowed).",
     )
 

@@ -26,6 +26,10 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 
+PRINTABLE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""Printable text, tabs and line breaks allowed: a NUL cannot be stored by PostgreSQL, and other control
+characters have no place in a reason a person reads."""
+
 
 def _json_number(value: Any) -> Decimal:
     """Accept a JSON number only (parsed exactly as a Decimal): no strings, booleans or NaN."""

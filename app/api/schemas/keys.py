@@ -5,13 +5,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Moment
+from app.api.schemas.common import PRINTABLE_PATTERN, Moment
 from app.domain.access import KEY_NAME, SITE_ID, Scope
 from app.service.access import KeyInfo, KeyState
 
 KeyName = Annotated[str, StringConstraints(pattern=KEY_NAME.pattern)]
 SiteId = Annotated[str, StringConstraints(pattern=SITE_ID.pattern)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=PRINTABLE_PATTERN)]
+"""Printable text, tabs and line breaks allowed."""
 
 
 class KeyIn(BaseModel):

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Moment
+from app.api.schemas.common import PRINTABLE_PATTERN, Moment
 from app.domain.classifiers.lifecycle import LifecycleEvent
 
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=PRINTABLE_PATTERN)]
+"""Printable text, tabs and line breaks allowed."""
 
 
 class RequestedEvent(StrEnum):

@@ -140,6 +140,8 @@ class ClassifierCatalog:
                 logger.warning("classifier registry refresh failed: %s", error)
             except Exception:  # the refresher must outlive any one failure; the next turn tries again
                 logger.exception("classifier registry refresh failed unexpectedly")
+                # The lifecycle changed and could not be read: what is served may be retired by now.
+                self._unservable = "the classifier registry could not be reloaded after a change"
 
     async def add_bundled(self) -> None:
         """Store each bundled version the store does not have, with the status the directory gives it
@@ -256,6 +258,7 @@ class ClassifierCatalog:
                 raise VersionExists(f"{name}@{version} is registered already; versions never change")
             now = await uow.classifiers.now()
             await uow.classifiers.add(_stored_version(entry, "registered", by, now))
+            await _kept_exactly(uow, name, version, digest)
             await uow.classifiers.record([_row(name, version, LifecycleEvent.REGISTERED, now, by, reason)])
             await uow.commit()
         self._built[(name, version, digest)] = classifier
@@ -298,6 +301,22 @@ class ClassifierCatalog:
         async with self._readers() as uow:
             events = [_event(row) for row in await uow.classifiers.events(name)]
         return Lifecycle(name, tuple(events)) if events else None
+
+
+async def _kept_exactly(uow: UnitOfWork, name: str, version: str, digest: str) -> None:
+    """Refuse (before commit) a manifest the store gives back as another: PostgreSQL's JSONB keeps
+    numbers as numbers, not as written (1e16 comes back as the integer 10000000000000000, which has no
+    RFC 8785 form), and every process verifies a version by the digest of what the store gives back."""
+    kept = await uow.classifiers.stored_manifest(name, version)
+    try:
+        same = isinstance(kept, dict) and manifest_digest(kept) == digest
+    except ClassifierDefinitionError:
+        same = False
+    if not same:
+        raise ClassifierDefinitionError(
+            "the store gives this manifest back changed (a number written as it does not keep it, such as "
+            "1e16), so it could not be verified when read: write it as the store keeps it"
+        )
 
 
 def _stored_version(entry: RegisteredVersion, origin: str, by: str, now: Any) -> ClassifierVersion:

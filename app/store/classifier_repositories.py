@@ -83,6 +83,13 @@ class ClassifierRepository:
         self._session.add(version)
         await self._session.flush()
 
+    async def stored_manifest(self, name: str, version: str) -> Any:
+        """A version's manifest as the store gives it back (read afresh, never the object added)."""
+        statement = select(ClassifierVersion.manifest).where(
+            ClassifierVersion.name == name, ClassifierVersion.version == version
+        )
+        return (await self._session.execute(statement)).scalar_one()
+
     async def events(self, name: str | None = None) -> Sequence[ClassifierEvent]:
         """Lifecycle events in the order they were recorded, of one classifier or of all."""
         statement = select(ClassifierEvent).order_by(ClassifierEvent.id)

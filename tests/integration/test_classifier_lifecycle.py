@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
@@ -325,6 +325,39 @@ async def test_bundled_versions_enter_the_store_once(own_database: str) -> None:
     assert events == [("1.0.0", "registered", "service:bundled"), ("1.0.0", "activated", "service:bundled")]
 
 
+async def test_a_process_that_cannot_reload_after_a_change_decides_nothing_until_it_can(
+    own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What it serves may have been retired by the change it could not read."""
+    settings = settings_for(own_database, classifier_refresh_s=0.05)
+    async for first in app_client(settings):
+        async for second in app_client(settings):
+            stuck = catalog_of(second)
+            reload = stuck.refresh
+
+            async def fails() -> None:
+                raise RuntimeError("an unexpected failure")
+
+            monkeypatch.setattr(stuck, "refresh", fails)
+            await register(first, synthetic_version(unique(), "1.0.0"))  # a change the second must read
+            refused = await eventually(second, 503)
+            monkeypatch.setattr(stuck, "refresh", reload)
+            served = await eventually(second, 201)
+
+    assert refused.json()["type"] == "/problems/audit-store-unavailable"
+    assert served.headers["Classifier-Version"] == "il6-enrichment@1.0.0"
+
+
+async def eventually(client: httpx.AsyncClient, status: int) -> httpx.Response:
+    """The first answer to a decision with ``status``, asked every 50 ms for up to 10 s."""
+    for _ in range(200):
+        answer = await client.post("/v1/assessments", json=assessment_body())
+        if answer.status_code == status:
+            return answer
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {status}: {answer.status_code} {answer.text}")
+
+
 async def test_another_process_serves_an_activation_within_its_refresh_interval(own_database: str) -> None:
     settings = settings_for(own_database, classifier_refresh_s=0.1)
     name = unique()
@@ -342,7 +375,17 @@ async def test_another_process_serves_an_activation_within_its_refresh_interval(
             assert answer.headers["Classifier-Version"] == f"{name}@1.0.0"
 
 
-async def test_a_stored_version_altered_behind_the_service_is_not_served(own_database: str) -> None:
+@pytest.mark.parametrize(
+    ("alter", "reason"),
+    [
+        (lambda manifest: manifest, "digest mismatch"),
+        (lambda manifest: manifest | {"count": 2**60}, "no RFC 8785 form"),
+    ],
+    ids=["another-cutoff", "a-number-beyond-2-53"],
+)
+async def test_a_stored_version_altered_behind_the_service_is_not_served(
+    own_database: str, alter: Callable[[dict[str, Any]], dict[str, Any]], reason: str
+) -> None:
     settings = settings_for(own_database)
     name = unique()
     async for client in app_client(settings):
@@ -359,7 +402,7 @@ async def test_a_stored_version_altered_behind_the_service_is_not_served(own_dat
                 connection.execute(text("DROP TRIGGER classifier_version_no_update"))
             connection.execute(
                 text("UPDATE classifier_version SET manifest = :m WHERE name = :n"),
-                {"m": json.dumps(synthetic_version(name, "1.0.0", cutoff="1")), "n": name},
+                {"m": json.dumps(alter(synthetic_version(name, "1.0.0", cutoff="1"))), "n": name},
             )
     finally:
         engine.dispose()
@@ -371,7 +414,7 @@ async def test_a_stored_version_altered_behind_the_service_is_not_served(own_dat
 
     assert name not in {item["name"] for item in listed["items"]}
     (unavailable,) = [u for u in listed["unavailable"] if u["name"] == name]
-    assert "digest mismatch" in unavailable["reason"]
+    assert reason in unavailable["reason"]
     assert replay.status_code == 409
     assert replay.json()["type"] == "/problems/replay-unavailable"
     assert pinned.status_code == 422
@@ -484,3 +527,29 @@ async def test_registration_checks_the_digest_its_maker_published(client: httpx.
     )
 
     assert entry.status.value == "draft"
+
+
+async def test_a_manifest_the_store_gives_back_changed_is_not_registered(
+    client: httpx.AsyncClient, own_database: str
+) -> None:
+    """JSONB keeps a number as a number, not as written: 1e16 comes back as an integer beyond 2**53, which
+    has no RFC 8785 form, so no process could verify the version it read. SQLite keeps the text."""
+    name = unique()
+    manifest = synthetic_version(name, "1.0.0") | {"notes_number": 1e16}
+    on_postgresql = own_database.startswith("postgresql")
+
+    if on_postgresql:
+        with pytest.raises(ClassifierDefinitionError, match="gives this manifest back changed"):
+            await register(client, manifest)
+    else:
+        await register(client, manifest)
+    history = await client.get(f"/v1/classifiers/{name}/history")
+    decided = await client.post("/v1/assessments", json=assessment_body())
+
+    assert history.status_code == (404 if on_postgresql else 200)
+    assert decided.status_code == 201, decided.text  # the registry went on being served
+
+
+def test_a_manifest_without_an_rfc_8785_form_is_refused_as_a_definition() -> None:
+    with pytest.raises(ClassifierDefinitionError, match="no RFC 8785 form"):
+        manifest_digest({"name": "x", "big": 2**60})

@@ -21,7 +21,13 @@ MANIFEST_SCHEMA = 1
 
 
 def manifest_digest(manifest: Mapping[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(dict(manifest))).hexdigest()
+    """The SHA-256 of the manifest's RFC 8785 form; a manifest without one (an integer beyond 2**53, a
+    number that is not finite) is refused."""
+    try:
+        canonical = rfc8785.dumps(dict(manifest))
+    except rfc8785.CanonicalizationError as error:
+        raise ClassifierDefinitionError(f"the manifest has no RFC 8785 form: {error}") from None
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 def artifact_digest(artifact: bytes) -> str:

@@ -1,10 +1,19 @@
 """The model card over HTTP: JSON by default, HTML on request with its own Content-Security-Policy."""
 
+import json
+import shutil
+from pathlib import Path
+
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from app.api.cards import CONTENT_SECURITY_POLICY
-from tests.integration.conftest import key_headers
+from app.domain.classifiers.manifest import manifest_digest
+from app.domain.classifiers.registry import bundled_definitions
+from app.settings import Environment, Settings
+from tests.integration.conftest import app_client, fresh_sqlite, key_headers
+from tests.unit.test_cards import fitted_manifest
 
 CARD = "/v1/classifiers/il6-enrichment/1.0.0/card"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -103,3 +112,32 @@ async def test_the_card_needs_the_read_scope(client: httpx.AsyncClient) -> None:
 
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_catalog_shows_a_manifest_s_training_cohort_to_the_read_scope_only(
+    tmp_path: Path,
+) -> None:
+    """The card's training histogram is in the version's manifest too: the same rule holds there."""
+    directory = tmp_path / "classifiers"
+    shutil.copytree(Path(str(bundled_definitions())), directory)
+    fitted = fitted_manifest()
+    del fitted["artifact"]
+    (directory / "il6-enrichment" / "1.1.0").mkdir()
+    (directory / "il6-enrichment" / "1.1.0" / "manifest.json").write_text(json.dumps(fitted))
+    listing = json.loads((directory / "registry.json").read_text())
+    listing["classifiers"].append(
+        {"name": "il6-enrichment", "version": "1.1.0", "status": "retired", "digest": manifest_digest(fitted)}
+    )
+    (directory / "registry.json").write_text(json.dumps(listing))
+    settings = Settings(
+        database_url=SecretStr(fresh_sqlite(tmp_path)), environment=Environment.TEST, classifier_dir=directory
+    )
+    async for client in app_client(settings):
+        assessor = await key_headers(client, scopes=("assess",))
+        reader = await key_headers(client, scopes=("read",))
+        for_assessor = await client.get("/v1/classifiers/il6-enrichment/1.1.0", headers=assessor)
+        for_reader = await client.get("/v1/classifiers/il6-enrichment/1.1.0", headers=reader)
+
+    assert for_assessor.status_code == for_reader.status_code == 200
+    assert for_reader.json()["manifest"] == fitted  # all of it: it hashes to the digest shown
+    assert for_assessor.json()["manifest"] == {k: v for k, v in fitted.items() if k != "training"}

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from app.api.auth import requires
+from app.api.auth import authenticate, requires
 from app.api.deps import get_registry
 from app.api.problems import NOT_FOUND, responses
 from app.api.schemas.catalog import (
@@ -17,6 +17,7 @@ from app.api.schemas.catalog import (
     UnavailableVersion,
     VersionedAssayOut,
 )
+from app.domain.access import Principal, Scope
 from app.domain.assays import Assay
 from app.domain.classifiers.base import VersionStatus
 from app.domain.classifiers.registry import ClassifierRegistry, RegisteredVersion
@@ -24,6 +25,8 @@ from app.domain.sources import Source
 
 router = APIRouter(prefix="/v1", tags=["reference"], dependencies=[Depends(requires(None))])
 Registry = Annotated[ClassifierRegistry, Depends(get_registry)]
+TRAINING = "training"
+"""The manifest section a fitted version's training writes (app/ml/training.py)."""
 
 
 def _sources(sources: tuple[Source, ...]) -> list[SourceOut]:
@@ -69,19 +72,28 @@ async def list_classifiers(registry: Registry) -> ClassifierList:
 
 
 @router.get("/classifiers/{name}/{version}", response_model=ClassifierDetail, responses=responses(NOT_FOUND))
-async def get_classifier(name: str, version: str, registry: Registry) -> ClassifierDetail:
-    """Show one classifier version: its parameters with their sources, status, digest and manifest."""
+async def get_classifier(
+    name: str, version: str, registry: Registry, caller: Annotated[Principal, Depends(authenticate)]
+) -> ClassifierDetail:
+    """Show one classifier version: its parameters with their sources, status, digest and manifest.
+
+    A fitted version's manifest holds its training cohort (counts per IL6 bin, whose cells can be small):
+    that section is shown to callers with the read scope only, as the model card is.
+    """
     entry = registry.get(name, version)
     if entry is None:
         raise HTTPException(404, "No servable classifier version with this name and version.")
     definition = entry.definition
+    manifest = dict(definition.manifest)
+    if not caller.allows(Scope.READ):
+        manifest.pop(TRAINING, None)
     return ClassifierDetail.model_validate(
         _summary(registry, entry)
         | {
             "intended_use": definition.intended_use,
             "limitations": list(definition.limitations),
             "assays": [_assay(assay) for assay in definition.assays],
-            "manifest": dict(definition.manifest),
+            "manifest": manifest,
             "parameters": [
                 ParameterOut(
                     name=p.name,

@@ -314,8 +314,8 @@ async def _kept_exactly(uow: UnitOfWork, name: str, version: str, digest: str) -
         same = False
     if not same:
         raise ClassifierDefinitionError(
-            "the store gives this manifest back changed (a number written as it does not keep it, such as "
-            "1e16), so it could not be verified when read: write it as the store keeps it"
+            "the store gives this manifest back changed, so no process could verify it: the store keeps a "
+            "JSON number as a number, not as written (1e16 comes back as an integer beyond 2**53)"
         )
 
 
